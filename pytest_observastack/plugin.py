@@ -1,0 +1,94 @@
+"""pytest entry point (``pytest11``): options, markers and fixtures of ObservaStack.
+
+Fixtures are thin: the work happens in ``Stack`` and the clients, which run without pytest.
+Configuration fixtures (``observastack_options``) can be overridden in a ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pytest_observastack._stack import Stack, StackOptions
+
+__all__ = ["observastack_options", "stack", "user_client"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("observastack", "ObservaStack testbed")
+    options: list[tuple[str, str, str, str]] = [
+        ("--observastack-keep", "observastack_keep", "bool",
+         "leave the stack running after the session (for debugging)"),
+        ("--observastack-reuse", "observastack_reuse", "bool",
+         "attach to a running stack with the same compose files and image (and keep it)"),
+        ("--observastack-project", "observastack_project", "string",
+         "compose project name (default: unique per run and xdist worker)"),
+        ("--observastack-no-build", "observastack_no_build", "bool",
+         "do not build the image; use it as it is"),
+        ("--observastack-vault", "observastack_vault", "string",
+         "vault service: auto (real image if obtainable), real, standin"),
+    ]  # fmt: skip
+    for flag, ini, kind, help_ in options:
+        if kind == "bool":
+            group.addoption(flag, action="store_true", default=None, dest=ini, help=help_)
+            parser.addini(ini, help_, type="bool", default=False)
+        else:
+            group.addoption(flag, default=None, dest=ini, help=help_)
+            parser.addini(ini, help_, default="")
+    group.addoption("--observastack-compose-file", action="append", default=None,
+                    dest="observastack_compose_files",
+                    help="extra compose file layered on top (repeatable)")  # fmt: skip
+    parser.addini("observastack_compose_files", "extra compose files", type="paths", default=[])
+
+
+def _opt(config: pytest.Config, name: str) -> object:
+    value = config.getoption(name)
+    return config.getini(name) if value is None else value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "engine: the test needs a running Docker engine and the session stack"
+    )
+
+
+@pytest.fixture(scope="session")
+def observastack_options(pytestconfig: pytest.Config) -> StackOptions:
+    """How the session stack is stood up (override in conftest.py to change defaults)."""
+    files = pytestconfig.getoption("observastack_compose_files") or pytestconfig.getini(
+        "observastack_compose_files"
+    )
+    vault = str(_opt(pytestconfig, "observastack_vault") or "auto")
+    if vault not in ("auto", "real", "standin"):
+        raise pytest.UsageError(
+            f"--observastack-vault must be auto, real or standin, not {vault!r}"
+        )
+    return StackOptions(
+        project=str(_opt(pytestconfig, "observastack_project") or "") or None,
+        extra_compose_files=tuple(Path(f) for f in files),
+        keep=bool(_opt(pytestconfig, "observastack_keep")),
+        reuse=bool(_opt(pytestconfig, "observastack_reuse")),
+        build=not _opt(pytestconfig, "observastack_no_build"),
+        vault=vault,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack(observastack_options: StackOptions) -> Iterator[Stack]:
+    """The session's ObservaStack: built, up and healthy; torn down (down -v) at the end."""
+    with Stack(observastack_options, say=_progress) as running:
+        yield running
+
+
+def _progress(message: str) -> None:
+    print(f"\n[observastack] {message}", flush=True)
+
+
+@pytest.fixture
+def user_client(stack: Stack) -> Iterator[httpx.Client]:
+    """An httpx client on the user-path (``/api/*``), as a student or load generator sees it."""
+    with httpx.Client(base_url=stack.url("user"), timeout=10.0, trust_env=False) as client:
+        yield client
