@@ -287,10 +287,11 @@ class TokenValidator:
 
 def _rejection(rejected: _Rejected) -> Decision:
     subject = rejected.claims.get("sub")
+    well_formed = isinstance(subject, str) and _SUBJECT_RE.fullmatch(subject) is not None
     return Decision(
         ok=False,
         status=rejected.status,
-        subject=subject if isinstance(subject, str) else None,
+        subject=subject if well_formed else None,
         reason=rejected.reason,
         claims=rejected.claims,
     )

@@ -16,13 +16,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
+
 from pytest_observastack._build import BuildPlan, build_images, project_root
 from pytest_observastack._compose import Compose, docker, engine_problem
 from pytest_observastack._errors import EngineError, ServiceNotReady
 from pytest_observastack._hostlink import protect_hostlink, unprotect_hostlink
 from pytest_observastack._leftovers import cleanup_leftovers, remove_project, run_project_name
+from pytest_observastack._tokens import VaultTokenSource
+from pytest_observastack._waits import wait_until
 
-__all__ = ["ENDPOINTS", "SERVICES", "ServiceState", "Stack", "StackOptions"]
+__all__ = ["ENDPOINTS", "SERVICES", "IdentitySettings", "ServiceState", "Stack", "StackOptions"]
 
 SERVICES = ("backend", "agent", "user-gateway", "secure-gateway", "obs-gateway", "vault", "loadgen")
 # endpoint name -> (service, container port) published on the host
@@ -33,7 +37,23 @@ ENDPOINTS = {
     "vault": ("vault", 8200),
 }
 REAL_VAULT_IMAGE = "hashicorp/vault:1.17"
+_GAVE_UP = ("exited", "created", "dead")  # states Docker will not leave by itself
 Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class IdentitySettings:
+    """Local-mode identity: Vault dev mode (or its stand-in) issuing secure-path tokens.
+
+    These are development credentials of a throwaway dev-mode Vault, not secrets.
+    """
+
+    audience: str = "observastack-secure-path"
+    issuer: str = "http://vault:8200"  # as the validators inside the stack reach Vault
+    root_token: str = "root"  # noqa: S105 - Vault dev mode's well-known root token
+    username: str = "control-panel"
+    password: str = "observastack-dev"  # noqa: S105 - dev-mode Vault, documented
+    role: str = "secure-path"
 
 
 @dataclass(frozen=True)
@@ -49,6 +69,7 @@ class StackOptions:
     image: str = "observastack/runtime:dev"
     wait_timeout_s: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
 
 
 @dataclass(frozen=True)
@@ -124,6 +145,8 @@ class Stack:
             project = run_project_name(os.getpid(), secrets.token_hex(3))
         env = {
             "OBSERVASTACK_IMAGE": opts.image,
+            "OBSERVASTACK_AUDIENCE": opts.identity.audience,
+            "OBSERVASTACK_VAULT_ROOT_TOKEN": opts.identity.root_token,
             "OBSERVASTACK_STACK_KEY": key,
             "OBSERVASTACK_OWNER": f"pid-{os.getpid()}",
             **opts.env,
@@ -149,6 +172,7 @@ class Stack:
         compose = self._prepare()
         if self.options.reuse and self._attachable():
             self.say(f"reusing running stack {compose.project}")
+            self.bootstrap_identity()
             return self
         self.say(f"starting stack {compose.project} (vault: {self.vault_mode}) ...")
         started = time.monotonic()
@@ -157,9 +181,41 @@ class Stack:
                     "--wait-timeout", str(int(self.options.wait_timeout_s)),
                     timeout=self.options.wait_timeout_s + 60, check=False)  # fmt: skip
         self.wait_ready(self.options.wait_timeout_s)
+        self.bootstrap_identity()
         self.say(f"stack {compose.project} healthy in {time.monotonic() - started:.1f} s")
         self.say(protect_hostlink(compose))
         return self
+
+    def bootstrap_identity(self) -> None:
+        """Configure Vault to issue secure-path tokens (idempotent; token sources redo it after
+        a Vault restart by themselves)."""
+        from identity.bootstrap import bootstrap_vault
+
+        ident = self.options.identity
+        bootstrap_vault(self.url("vault"), ident.root_token, audience=ident.audience,
+                        issuer=ident.issuer, username=ident.username, password=ident.password,
+                        role=ident.role)  # fmt: skip
+        # The verifiers may have cached Vault's key set from before the bootstrap; they refetch
+        # on an unknown kid at a bounded rate. Wait until a fresh token is accepted end to end.
+        source = self.token_source()
+        try:
+            auth = {"Authorization": f"Bearer {source.token()}"}
+            wait_until(
+                lambda: httpx.get(self.url("secure") + "/config/", headers=auth, trust_env=False),
+                lambda r: r.status_code != 401,
+                timeout=30,
+                interval=0.5,
+                what="the secure-path to accept a freshly issued token",
+            )
+        finally:
+            source.close()
+
+    def token_source(self) -> VaultTokenSource:
+        """A token source for the secure path (Vault userpass login, then an OIDC token)."""
+        ident = self.options.identity
+        return VaultTokenSource(self.url("vault"), ident.username, ident.password, ident.role,
+                                root_token=ident.root_token, audience=ident.audience,
+                                issuer=ident.issuer)  # fmt: skip
 
     def _attachable(self) -> bool:
         states = self.status()
@@ -219,7 +275,7 @@ class Stack:
             missing = [name for name in services if not (name in states and states[name].ready)]
             if not missing:
                 return list(states.values())
-            if "agent" in missing:
+            if any(states[n].state in _GAVE_UP for n in missing if n in states):
                 self.converge(quiet=True, states=states)
             if time.monotonic() >= deadline:
                 raise ServiceNotReady(self._not_ready_message(missing, states, timeout))
@@ -241,17 +297,22 @@ class Stack:
     def converge(
         self, *, quiet: bool = False, states: dict[str, ServiceState] | None = None
     ) -> list[str]:
-        """Restart an exited agent once the backend is healthy (Docker gives up on it when the
-        backend was stopped and started: LIBRARY-FACTS §7). Returns the services started."""
+        """Start every service Docker will not restart by itself, in dependency order.
+
+        Docker applies no restart policy after ``docker stop`` or ``docker kill`` (both count as
+        a manual stop), and gives up on the agent when the backend it shares a PID namespace
+        with was down at its restart attempt (LIBRARY-FACTS §7). ``compose up`` starts them again,
+        the agent only once the backend is healthy. Returns the services that were started."""
         states = states or {s.service: s for s in self.status()}
-        backend, agent = states.get("backend"), states.get("agent")
-        if not (backend and backend.ready) or (agent and agent.state in ("running", "restarting")):
+        stopped = sorted(n for n in SERVICES if n not in states or states[n].state in _GAVE_UP)
+        if not stopped:
             return []
         if not quiet:
-            self.say("agent is not running while the backend is healthy: starting it")
-        self.compose.run("up", "--detach", "--no-build", "--no-deps", "agent", timeout=60,
-                         check=False)  # fmt: skip
-        return ["agent"]
+            self.say(f"not running and not being restarted by Docker: {', '.join(stopped)}; "
+                     "starting them")  # fmt: skip
+        self.compose.run("up", "--detach", "--no-build", "--no-recreate", *stopped,
+                         timeout=self.options.wait_timeout_s, check=False)  # fmt: skip
+        return stopped
 
     def endpoints(self) -> dict[str, str]:
         """Published URLs: user, secure, obs, vault (``http://127.0.0.1:PORT``)."""

@@ -55,7 +55,8 @@ class VaultTokenSource:
 
     ``bootstrap`` re-creates Vault's configuration after a restart; by default, when
     ``root_token`` is given, it is ``identity.bootstrap.bootstrap_vault`` with these arguments
-    (``audience`` then required; ``issuer`` defaults to ``addr``).
+    (``audience`` and ``issuer`` are then required: the issuer is what the verifiers expect, e.g.
+    ``http://vault:8200`` inside the stack, not necessarily ``addr`` as seen from the host).
     """
 
     def __init__(
@@ -78,13 +79,14 @@ class VaultTokenSource:
         self._password = password
         self._timeout_s = timeout_s
         if bootstrap is None and root_token is not None:
-            if not audience:
+            if not audience or not issuer:
                 raise TokenError(
-                    "VaultTokenSource: re-bootstrapping Vault needs the audience; "
-                    "pass audience= (the secure-path audience) along with root_token="
+                    "VaultTokenSource: re-bootstrapping Vault needs the audience and the issuer "
+                    "base URL the verifiers expect (e.g. issuer='http://vault:8200'); pass "
+                    "audience= and issuer= along with root_token="
                 )
             bootstrap = _default_bootstrap(
-                self.addr, root_token, audience, issuer or self.addr, username, password, role
+                self.addr, root_token, audience, issuer, username, password, role
             )
         self._bootstrap = bootstrap
         self._lock = threading.Lock()

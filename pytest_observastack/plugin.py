@@ -6,15 +6,29 @@ Configuration fixtures (``observastack_options``) can be overridden in a ``conft
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from pytest_observastack._agent import AgentClient
+from pytest_observastack._load import LoadRun
+from pytest_observastack._metrics import MetricsClient
 from pytest_observastack._stack import Stack, StackOptions
+from pytest_observastack._tokens import RefreshingAuth, TokenSource
 
-__all__ = ["observastack_options", "stack", "user_client"]
+__all__ = [
+    "agent",
+    "load",
+    "metrics",
+    "observastack_options",
+    "secure_client",
+    "stack",
+    "token_source",
+    "user_client",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -92,3 +106,45 @@ def user_client(stack: Stack) -> Iterator[httpx.Client]:
     """An httpx client on the user-path (``/api/*``), as a student or load generator sees it."""
     with httpx.Client(base_url=stack.url("user"), timeout=10.0, trust_env=False) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def token_source(stack: Stack) -> Iterator[TokenSource]:
+    """Where secure-path tokens come from: Vault (local) or the metadata server (``--gcp``)."""
+    source = stack.token_source()
+    yield source
+    close = getattr(source, "close", None)
+    if close is not None:
+        close()
+
+
+@pytest.fixture
+def secure_client(stack: Stack, token_source: TokenSource) -> Iterator[httpx.Client]:
+    """An httpx client on the secure-path whose bearer token refreshes itself (and on a 401)."""
+    auth = RefreshingAuth(token_source)
+    with httpx.Client(base_url=stack.url("secure"), auth=auth, timeout=30.0,
+                      trust_env=False) as client:  # fmt: skip
+        yield client
+
+
+@pytest.fixture
+def agent(secure_client: httpx.Client, user_client: httpx.Client) -> AgentClient:
+    """The Control Agent through the secure-path: status, reload, terminate, kill, scale, ..."""
+    return AgentClient(secure_client, user_client)
+
+
+@pytest.fixture
+def load(stack: Stack) -> Callable[..., LoadRun]:
+    """Start a bounded background load on the user-path from the public side (``loadgen``)."""
+
+    def start(**kwargs: Any) -> LoadRun:
+        return LoadRun(stack, **kwargs)
+
+    return start
+
+
+@pytest.fixture
+def metrics(stack: Stack) -> Iterator[MetricsClient]:
+    """Scrape and query ``/metrics`` on the obs-path: value, wait_for, delta, quantile, rate."""
+    with httpx.Client(base_url=stack.url("obs"), timeout=10.0, trust_env=False) as client:
+        yield MetricsClient(client)

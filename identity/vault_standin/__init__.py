@@ -22,8 +22,9 @@ Run it with ``python -m identity.vault_standin``; in tests use ``VaultStandinSer
 from __future__ import annotations
 
 from identity.vault_standin._api import STANDIN_VERSION, Reply, handle
+from identity.vault_standin._common import VaultFailure
 from identity.vault_standin._server import StandinSettings, VaultStandinServer, main
-from identity.vault_standin._state import VaultFailure, VaultState
+from identity.vault_standin._state import VaultState
 
 __all__ = [
     "STANDIN_VERSION",

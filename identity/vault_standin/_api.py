@@ -17,7 +17,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from identity.vault_standin._state import VaultFailure, VaultState
+from identity.vault_standin._common import VaultFailure
+from identity.vault_standin._oidc import OidcBackend
+from identity.vault_standin._state import VaultState
 
 __all__ = ["STANDIN_VERSION", "Reply", "handle"]
 
@@ -90,21 +92,29 @@ def _policy_text(body: Body) -> object:
     return json.dumps(text) if isinstance(text, dict) else text
 
 
-def _write(op: Callable[..., None], *names: str, with_body: bool = True) -> Handler:
+def _state(state: VaultState) -> object:
+    return state
+
+
+def _oidc(state: VaultState) -> object:
+    return state.oidc
+
+
+def _write(
+    op: Callable[..., None], *names: str, on: Callable[[VaultState], object] = _state
+) -> Handler:
     def handler(state: VaultState, m: dict[str, str], token: str | None, body: Body) -> Reply:
-        args = [m[name] for name in names]
-        if with_body:
-            op(state, token, *args, body)
-        else:
-            op(state, token, *args)
+        op(on(state), token, *(m[name] for name in names), body)
         return _NO_CONTENT
 
     return handler
 
 
-def _read(op: Callable[..., Any], *names: str) -> Handler:
+def _read(
+    op: Callable[..., Any], *names: str, on: Callable[[VaultState], object] = _state
+) -> Handler:
     def handler(state: VaultState, m: dict[str, str], token: str | None, _: Body) -> Reply:
-        return _envelope(op(state, token, *(m[name] for name in names)))
+        return _envelope(op(on(state), token, *(m[name] for name in names)))
 
     return handler
 
@@ -146,38 +156,41 @@ def _routes() -> list[tuple[re.Pattern[str], dict[str, Handler]]]:
         (
             "/v1/identity/oidc/config",
             {
-                "POST": _write(VaultState.write_oidc_config),
-                "GET": _read(VaultState.read_oidc_config),
+                "POST": _write(OidcBackend.write_oidc_config, on=_oidc),
+                "GET": _read(OidcBackend.read_oidc_config, on=_oidc),
             },
         ),
         (
             f"/v1/identity/oidc/key/(?P<name>{seg})/rotate",
-            {"POST": _write(VaultState.rotate_key, "name")},
+            {"POST": _write(OidcBackend.rotate_key, "name", on=_oidc)},
         ),
         (
             f"/v1/identity/oidc/key/(?P<name>{seg})",
             {
-                "POST": _write(VaultState.write_key, "name"),
-                "GET": _read(VaultState.read_key, "name"),
+                "POST": _write(OidcBackend.write_key, "name", on=_oidc),
+                "GET": _read(OidcBackend.read_key, "name", on=_oidc),
             },
         ),
         (
             f"/v1/identity/oidc/role/(?P<name>{seg})",
             {
-                "POST": _write(VaultState.write_role, "name"),
-                "GET": _read(VaultState.read_role, "name"),
+                "POST": _write(OidcBackend.write_role, "name", on=_oidc),
+                "GET": _read(OidcBackend.read_role, "name", on=_oidc),
             },
         ),
         (
             f"/v1/identity/oidc/token/(?P<name>{seg})",
-            {"GET": _read(VaultState.issue_token, "name")},
+            {"GET": _read(OidcBackend.issue_token, "name", on=_oidc)},
         ),
-        ("/v1/identity/oidc/.well-known/keys", {"GET": lambda s, _m, _t, _b: _raw(s.jwks())}),
+        ("/v1/identity/oidc/.well-known/keys", {"GET": lambda s, _m, _t, _b: _raw(s.oidc.jwks())}),
         (
             "/v1/identity/oidc/.well-known/openid-configuration",
-            {"GET": lambda s, _m, _t, _b: _raw(s.discovery())},
+            {"GET": lambda s, _m, _t, _b: _raw(s.oidc.discovery())},
         ),
-        ("/v1/identity/oidc/introspect", {"POST": lambda s, _m, t, b: _raw(s.introspect(t, b))}),
+        (
+            "/v1/identity/oidc/introspect",
+            {"POST": lambda s, _m, t, b: _raw(s.oidc.introspect(t, b))},
+        ),
     ]
     return [(re.compile(pattern), methods) for pattern, methods in table]
 

@@ -225,7 +225,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
                 "message": "Vault STAND-IN (not HashiCorp Vault): an in-memory subset of Vault's "
                 "dev-mode HTTP API; everything is forgotten on restart",
                 "listen": f"{settings.host}:{server.port}",
-                "issuer": server.state.issuer,
+                "issuer": server.state.oidc.issuer,
                 "version": STANDIN_VERSION,
             }
         )

@@ -1,8 +1,10 @@
-"""The Vault stand-in's in-memory state and operations (dev mode: all lost on restart).
+"""The Vault stand-in's in-memory state: tokens, ACL policies, userpass (dev mode: no disk).
 
 Every operation checks the caller's token itself (root for configuration, ACL for the rest) and
 raises ``VaultFailure(status, message)`` the way Vault answers: 400 for bad input or a missing
-object, 403 ``permission denied``, 404 for an unknown route. Thread-safe (one lock).
+object, 403 ``permission denied``, 404 for an unknown route. Thread-safe (one lock). The identity
+OIDC backend (keys, roles, tokens) is ``self.oidc`` (``_oidc``), which asks this object for access
+decisions.
 """
 
 from __future__ import annotations
@@ -17,33 +19,17 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-import jwt
 
 from identity.vault_standin._acl import DEFAULT_POLICY, AclRule, is_allowed, parse_policy
-from identity.vault_standin._keys import NamedKey, parse_duration
+from identity.vault_standin._common import VaultFailure, denied, duration, list_of_str
+from identity.vault_standin._oidc import OidcBackend
 
-__all__ = ["DEV_ROOT_TOKEN", "OIDC_PATH", "VaultFailure", "VaultState"]
+__all__ = ["DEV_ROOT_TOKEN", "VaultFailure", "VaultState"]
 
 DEV_ROOT_TOKEN = "root"  # noqa: S105 - Vault dev mode's documented default root token id
 
-OIDC_PATH = "/v1/identity/oidc"
 _DEFAULT_TOKEN_TTL_S = 768 * 3600  # Vault's default max lease TTL, 32 days
 _ALPHABET = string.ascii_letters + string.digits
-
-
-class VaultFailure(Exception):
-    """An error answered as ``{"errors": [message]}`` with ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _denied() -> VaultFailure:
-    return VaultFailure(403, "permission denied")
 
 
 @dataclass
@@ -66,32 +52,8 @@ class _Token:
     meta: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass
-class _Role:
-    key: str
-    client_id: str
-    ttl_s: int
-
-
 def _hash(password: str, salt: bytes) -> bytes:
     return hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 20_000)
-
-
-def _list_of_str(value: object, name: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [item.strip() for item in value.split(",") if item.strip()]
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return [item.strip() for item in value if item.strip()]
-    raise VaultFailure(400, f"{name} must be a list of strings or a comma-separated string")
-
-
-def _duration(value: object, name: str) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise VaultFailure(400, f"{name}: {exc}") from None
 
 
 class VaultState:
@@ -109,21 +71,18 @@ class VaultState:
         self.api_addr = api_addr.rstrip("/")
         self.cluster_id = str(uuid.uuid4())
         self._clock = clock
-        self._key_bits = key_bits
         self._lock = threading.RLock()
-        self._issuer = ""
         self._mounts: dict[str, dict[str, Any]] = {"token/": self._mount("token", "token/")}
         self._users: dict[tuple[str, str], _User] = {}
         self._entities: dict[tuple[str, str], str] = {}
         self._tokens: dict[str, _Token] = {}
         self._policies: dict[str, tuple[str, tuple[AclRule, ...]]] = {}
-        self._keys: dict[str, NamedKey] = {}
-        self._roles: dict[str, _Role] = {}
+        self.oidc = OidcBackend(self, api_addr=self.api_addr, clock=clock, key_bits=key_bits)
 
     # -- tokens and ACL ---------------------------------------------------------------------
     def require_root(self, token: str | None) -> None:
         if not token or not hmac.compare_digest(token, self.root_token):
-            raise _denied()
+            raise denied()
 
     def require(self, token: str | None, path: str, capabilities: set[str]) -> _Token | None:
         """Root (returns None) or a live token whose policies grant ``capabilities`` on path."""
@@ -134,16 +93,16 @@ class VaultState:
             rule_sets: list[tuple[AclRule, ...]] = [DEFAULT_POLICY]
             rule_sets += [self._policies[p][1] for p in entry.policies if p in self._policies]
             if not is_allowed(rule_sets, path, capabilities):
-                raise _denied()
+                raise denied()
             return entry
 
     def _live_token(self, token: str | None) -> _Token:
         entry = self._tokens.get(token or "")
         if entry is None:
-            raise _denied()
+            raise denied()
         if entry.ttl_s and self._clock() >= entry.created + entry.ttl_s:
             del self._tokens[token or ""]
-            raise _denied()
+            raise denied()
         return entry
 
     def lookup_self(self, token: str | None) -> dict[str, Any]:
@@ -234,9 +193,9 @@ class VaultState:
                 user.salt = secrets.token_bytes(16)
                 user.password_hash = _hash(password, user.salt)
             if policies_raw is not None:
-                user.policies = [p.lower() for p in _list_of_str(policies_raw, "token_policies")]
+                user.policies = [p.lower() for p in list_of_str(policies_raw, "token_policies")]
             if "token_ttl" in body:
-                user.token_ttl_s = _duration(body["token_ttl"], "token_ttl") or _DEFAULT_TOKEN_TTL_S
+                user.token_ttl_s = duration(body["token_ttl"], "token_ttl") or _DEFAULT_TOKEN_TTL_S
             self._users[key] = user
 
     def read_user(self, token: str | None, mount: str, name: str) -> dict[str, Any]:
@@ -315,181 +274,3 @@ class VaultState:
         if found is None:
             raise VaultFailure(404, "")
         return found[0]
-
-    # -- identity OIDC ----------------------------------------------------------------------
-    @property
-    def issuer(self) -> str:
-        return (self._issuer or self.api_addr) + OIDC_PATH
-
-    def write_oidc_config(self, token: str | None, body: Mapping[str, Any]) -> None:
-        self.require_root(token)
-        issuer = body.get("issuer", "")
-        parts = urlsplit(issuer) if isinstance(issuer, str) else None
-        if issuer and (
-            parts is None
-            or parts.scheme not in ("http", "https")
-            or not parts.netloc
-            or parts.query
-            or parts.fragment
-        ):
-            raise VaultFailure(
-                400,
-                "invalid issuer, which must include only a scheme, host, "
-                "and optional port (e.g. https://example.com:8200)",
-            )
-        with self._lock:
-            self._issuer = str(issuer).rstrip("/")
-
-    def read_oidc_config(self, token: str | None) -> dict[str, Any]:
-        self.require_root(token)
-        return {"issuer": self._issuer}
-
-    def write_key(self, token: str | None, name: str, body: Mapping[str, Any]) -> None:
-        self.require_root(token)
-        if body.get("algorithm", "RS256") not in ("RS256", None):
-            raise VaultFailure(400, "the Vault stand-in signs with RS256 only")
-        with self._lock:
-            key = self._keys.get(name)
-            rotation = body.get("rotation_period")
-            verification = body.get("verification_ttl")
-            client_ids = body.get("allowed_client_ids")
-            if key is None:
-                self._keys[name] = NamedKey(
-                    name=name,
-                    rotation_period_s=_duration(rotation or "24h", "rotation_period"),
-                    verification_ttl_s=_duration(verification or "24h", "verification_ttl"),
-                    allowed_client_ids=_list_of_str(client_ids, "allowed_client_ids"),
-                    rotated_at=self._clock(),
-                    bits=self._key_bits,
-                )
-                return
-            if rotation is not None:
-                key.rotation_period_s = _duration(rotation, "rotation_period")
-            if verification is not None:
-                key.verification_ttl_s = _duration(verification, "verification_ttl")
-            if client_ids is not None:
-                key.allowed_client_ids = _list_of_str(client_ids, "allowed_client_ids")
-
-    def _named_key(self, name: str) -> NamedKey:
-        key = self._keys.get(name)
-        if key is None:
-            raise VaultFailure(400, f'no named key found at "{name}"')
-        key.tick(self._clock())
-        return key
-
-    def read_key(self, token: str | None, name: str) -> dict[str, Any]:
-        self.require_root(token)
-        with self._lock:
-            return self._named_key(name).describe()
-
-    def rotate_key(self, token: str | None, name: str, body: Mapping[str, Any]) -> None:
-        self.require_root(token)
-        with self._lock:
-            key = self._named_key(name)
-            ttl = body.get("verification_ttl")
-            key.rotate(self._clock(), None if ttl is None else _duration(ttl, "verification_ttl"))
-
-    def write_role(self, token: str | None, name: str, body: Mapping[str, Any]) -> None:
-        self.require_root(token)
-        if body.get("template"):
-            raise VaultFailure(400, "the Vault stand-in does not support role templates")
-        with self._lock:
-            role = self._roles.get(name)
-            key_name = body.get("key", role.key if role else None)
-            if not isinstance(key_name, str) or not key_name:
-                raise VaultFailure(400, "the key parameter is required")
-            key = self._keys.get(key_name)
-            if key is None:
-                raise VaultFailure(400, f'key "{key_name}" does not exist')
-            ttl = _duration(body.get("ttl", role.ttl_s if role else "24h"), "ttl")
-            if ttl > key.verification_ttl_s:
-                raise VaultFailure(
-                    400,
-                    "a role's token ttl cannot be longer than the "
-                    "verification_ttl of the key it references",
-                )
-            client_id = body.get("client_id") or (role.client_id if role else None)
-            if client_id is None:
-                client_id = "".join(secrets.choice(_ALPHABET) for _ in range(26))
-            if not isinstance(client_id, str):
-                raise VaultFailure(400, "client_id must be a string")
-            self._roles[name] = _Role(key=key_name, client_id=client_id, ttl_s=ttl)
-
-    def read_role(self, token: str | None, name: str) -> dict[str, Any]:
-        self.require_root(token)
-        with self._lock:
-            role = self._roles.get(name)
-            if role is None:
-                raise VaultFailure(404, "")
-            return {"key": role.key, "client_id": role.client_id, "ttl": role.ttl_s, "template": ""}
-
-    def issue_token(self, token: str | None, role_name: str) -> dict[str, Any]:
-        entry = self.require(token, f"identity/oidc/token/{role_name}", {"read"})
-        if entry is None or not entry.entity_id:
-            raise VaultFailure(400, "no entity associated with the request's token")
-        with self._lock:
-            role = self._roles.get(role_name)
-            if role is None:
-                raise VaultFailure(400, f'role "{role_name}" not found')
-            key = self._named_key(role.key)
-            if not key.allows(role.client_id):
-                raise VaultFailure(
-                    400,
-                    f'the key "{role.key}" does not list the client ID of '
-                    f'the role "{role_name}" as an allowed client ID',
-                )
-            now = int(self._clock())
-            claims = {
-                "aud": role.client_id,
-                "exp": now + role.ttl_s,
-                "iat": now,
-                "iss": self.issuer,
-                "namespace": "root",
-                "sub": entry.entity_id,
-            }
-            signed = key.current.sign(claims)
-        return {"client_id": role.client_id, "token": signed, "ttl": role.ttl_s}
-
-    def jwks(self) -> dict[str, Any]:
-        with self._lock:
-            now = self._clock()
-            published = []
-            for key in self._keys.values():
-                key.tick(now)
-                published += [dict(signing.public_jwk) for signing in key.published()]
-        return {"keys": published}
-
-    def discovery(self) -> dict[str, Any]:
-        return {
-            "issuer": self.issuer,
-            "jwks_uri": self.issuer + "/.well-known/keys",
-            "response_types_supported": ["id_token"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-        }
-
-    def introspect(self, token: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
-        self.require(token, "identity/oidc/introspect", {"update", "create"})
-        candidate = body.get("token")
-        if not isinstance(candidate, str) or not candidate:
-            raise VaultFailure(400, "missing token")
-        client_id = body.get("client_id") or None
-        try:
-            kid = jwt.get_unverified_header(candidate).get("kid")
-            with self._lock:
-                signing = next(
-                    (s for k in self._keys.values() for s in k.published() if s.kid == kid), None
-                )
-            if signing is None:
-                return {"active": False, "error": "unable to find a key to verify the token"}
-            jwt.decode(
-                candidate,
-                signing.public_key(),
-                algorithms=["RS256"],
-                issuer=self.issuer,
-                audience=client_id,
-                options={"require": ["exp", "iat"], "verify_aud": client_id is not None},
-            )
-        except jwt.PyJWTError as exc:
-            return {"active": False, "error": str(exc)}
-        return {"active": True}

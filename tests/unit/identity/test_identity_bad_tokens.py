@@ -364,7 +364,9 @@ def test_missing_subject(validator: TokenValidator, sign: Sign) -> None:
 @pytest.mark.parametrize("sub", ["", "a\r\nX-Injected: 1", 42, "x" * 300])
 def test_invalid_subject(validator: TokenValidator, sign: Sign, sub: object) -> None:
     token = sign(claims(sub=sub))
-    assert_rejected(check(validator, token), "invalid sub claim", token)
+    decision = check(validator, token)
+    assert_rejected(decision, "invalid sub claim", token)
+    assert decision.subject is None  # never hand a malformed subject to logs or headers
 
 
 # -- subject allow-list and the gcp profile -------------------------------------------------

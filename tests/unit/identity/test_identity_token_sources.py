@@ -141,8 +141,10 @@ def test_vault_source_has_one_audience(vault: VaultStandinServer) -> None:
     source = vault_source(vault)
     with pytest.raises(TokenError, match="issues tokens for audience"):
         source.token("https://elsewhere.example")
-    with pytest.raises(TokenError, match="needs the audience"):
+    with pytest.raises(TokenError, match="needs the audience and the issuer"):
         VaultTokenSource(vault.url, USER, PASSWORD, root_token="root")
+    with pytest.raises(TokenError, match="needs the audience and the issuer"):
+        VaultTokenSource(vault.url, USER, PASSWORD, root_token="root", audience=AUDIENCE)
 
 
 def test_long_running_client_outlives_many_token_lifetimes() -> None:

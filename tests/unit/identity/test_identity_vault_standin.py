@@ -260,14 +260,14 @@ def test_automatic_rotation_and_retirement() -> None:
     state = VaultState(clock=clock)
     call(state, "POST", "/v1/identity/oidc/key/k", {"rotation_period": "1h",
          "verification_ttl": "10m", "allowed_client_ids": ["*"]}, "root")  # fmt: skip
-    first = {k["kid"] for k in state.jwks()["keys"]}
+    first = {k["kid"] for k in state.oidc.jwks()["keys"]}
     assert len(first) == 2  # current and next
     clock.advance(3600)
-    second = {k["kid"] for k in state.jwks()["keys"]}
+    second = {k["kid"] for k in state.oidc.jwks()["keys"]}
     assert len(second) == 3
     assert first < second
     clock.advance(601)
-    assert len(state.jwks()["keys"]) == 2  # the retired key is gone
+    assert len(state.oidc.jwks()["keys"]) == 2  # the retired key is gone
 
 
 def test_login_tokens_expire() -> None:
