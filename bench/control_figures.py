@@ -1,0 +1,124 @@
+"""Figures of the control plane on a running stack: recovery, HUP round trip, reload under load,
+secure-path added latency, memory."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+
+from bench._figures import Figure, summarize
+from pytest_observastack._agent import AgentClient
+from pytest_observastack._compose import docker
+from pytest_observastack._load import LoadRun
+from pytest_observastack._stack import Stack
+from pytest_observastack._tokens import RefreshingAuth
+
+
+class Clients:
+    """The secure / user clients and the agent client the figures share."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.source = stack.token_source()
+        self.secure = httpx.Client(base_url=stack.url("secure"), auth=RefreshingAuth(self.source),
+                                   timeout=30, trust_env=False)  # fmt: skip
+        self.user = httpx.Client(base_url=stack.url("user"), timeout=30, trust_env=False)
+        self.agent = AgentClient(self.secure, self.user)
+
+    def close(self) -> None:
+        self.secure.close()
+        self.user.close()
+        self.source.close()
+
+
+def recovery_after_restart(stack: Stack, clients: Clients, trials: int) -> Figure:
+    samples = []
+    for _ in range(trials):
+        before = clients.agent.status().generation
+        started = time.perf_counter()
+        docker("restart", "--time", "10", stack.container("backend"), timeout=120)
+        clients.agent.wait_rebound(before, timeout=60)
+        samples.append(time.perf_counter() - started)
+        stack.wait_ready(60)
+    s = summarize(samples)
+    return Figure("control plane back after `restart backend`",
+                  f"restart issued → agent answers for the new generation, {trials} trials",
+                  s["p95"], "s (p95)", "p95 ≤ 3 s", s["p95"] <= 3, s)  # fmt: skip
+
+
+def hup_round_trip(clients: Clients, trials: int) -> Figure:
+    samples = []
+    for _ in range(trials):
+        started = time.perf_counter()
+        clients.agent.reload()  # returns once every worker is replaced and a new one serves
+        samples.append(time.perf_counter() - started)
+    s = summarize(samples)
+    return Figure("HUP round trip", f"request → all workers replaced and serving, {trials} trials",
+                  s["p95"], "s (p95)", "p95 ≤ 2 s", s["p95"] <= 2, s)  # fmt: skip
+
+
+def reloads_under_load(stack: Stack, clients: Clients, reloads: int = 10) -> Figure:
+    with LoadRun(stack, rate=200, duration_s=reloads * 1.2 + 4) as run:
+        time.sleep(1.5)  # reach the rate before the first reload
+        for _ in range(reloads):
+            clients.agent.reload()
+    r = run.result
+    return Figure(f"failed requests during {reloads} HUPs at ~200 req/s",
+                  f"loadgen (public side), {r.sent} requests at {r.achieved_rate}/s",
+                  float(r.failed), "requests", "0", r.failed == 0,
+                  {"sent": r.sent, "failed_by_reason": r.failed_by_reason,
+                   "latency_s": r.latency_s})  # fmt: skip
+
+
+def _latencies(get: Callable[[], httpx.Response], n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        response = get()
+        samples.append(time.perf_counter() - started)
+        if response.status_code >= 500:
+            raise RuntimeError(f"{response.request.url} answered {response.status_code}")
+    return samples
+
+
+def secure_path_added_latency(clients: Clients, n: int = 400) -> Figure:
+    """Same small request through the secure-path (token checked) and the user-path."""
+    clients.secure.get("/agent/healthz")
+    secure = _latencies(lambda: clients.secure.get("/agent/healthz"), n)
+    plain = _latencies(lambda: clients.user.get("/api/whoami"), n)
+    s, p = summarize([x * 1000 for x in secure]), summarize([x * 1000 for x in plain])
+    added = s["p50"] - p["p50"]
+    return Figure("secure-path added latency (p50)",
+                  f"GET /agent/healthz via secure-path vs GET /api/whoami via user-path, {n} each",
+                  added, "ms", "report", None, {"secure_ms": s, "user_ms": p})  # fmt: skip
+
+
+def _memory(stack: Stack) -> dict[str, float]:
+    names = {stack.container(s): s for s in ("agent", "user-gateway", "secure-gateway",
+                                              "obs-gateway", "backend")}  # fmt: skip
+    out = docker("stats", "--no-stream", "--format", "{{json .}}", *names, timeout=60).stdout
+    mem: dict[str, float] = {}
+    for line in out.splitlines():
+        row = json.loads(line)
+        used = row["MemUsage"].split("/")[0].strip()
+        number, unit = float(used.rstrip("KMGiB")), used.lstrip("0123456789.")
+        scale = {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "B": 1 / 1024 / 1024}[unit]
+        service = next(s for cid, s in names.items() if row["ID"].startswith(cid[:12]))
+        mem[service] = round(number * scale, 1)
+    return mem
+
+
+def memory(stack: Stack) -> list[Figure]:
+    at_rest = _memory(stack)
+    with LoadRun(stack, rate=300, duration_s=8) as run:
+        time.sleep(5)
+        loaded = _memory(stack)
+    run.wait()
+    return [
+        Figure(f"memory of {service}", "docker stats, at rest / under 300 req/s",
+               at_rest[service], "MiB at rest", f"under load: {loaded[service]} MiB", None,
+               {"at_rest_mib": at_rest[service], "under_load_mib": loaded[service]})
+        for service in ("agent", "user-gateway", "secure-gateway", "obs-gateway")
+    ]  # fmt: skip

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Every check a developer should run before pushing (no Docker engine needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ruff check .
+ruff format --check .
+mypy
+python3 -m pytest -p no:cacheprovider -q tests/unit tests/plugin "$@"
