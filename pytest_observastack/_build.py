@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pytest_observastack._errors import BuildError, EngineError
 
-__all__ = ["BuildPlan", "BuildResult", "build_images", "project_root"]
+__all__ = ["BuildPlan", "BuildResult", "build_images", "default_image", "project_root"]
 
 PUBLIC_BASE = "python:3.12-slim"
 OFFLINE_SUITE = "bookworm"
@@ -50,6 +50,33 @@ def project_root() -> Path:
         "cannot find fixtures/compose/Dockerfile next to the installed package; "
         "run from a checkout of ObservaStack or set OBSERVASTACK_ROOT to one"
     )
+
+
+# What the Dockerfile copies: the image tag is a digest of exactly these, so two checkouts (or a
+# developer's tree and CI's clone) never overwrite each other's image, and an unchanged tree
+# needs no build at all.
+CONTEXT = (
+    "fixtures/compose/Dockerfile", "fixtures/compose/requirements.txt", "fixtures/compose/nginx",
+    "sut", "agent", "identity", "gateway", "gcp", "loadgen",
+)  # fmt: skip
+IMAGE_REPO = "observastack/runtime"
+
+
+def source_digest(root: Path) -> str:
+    digest = hashlib.sha256()
+    for entry in CONTEXT:
+        path = root / entry
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in files:
+            if "__pycache__" in file.parts or file.suffix == ".pyc":
+                continue
+            digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+def default_image(root: Path | None = None) -> str:
+    """``observastack/runtime:src-<digest>`` for the source tree at ``root``."""
+    return f"{IMAGE_REPO}:src-{source_digest(root or project_root())[:12]}"
 
 
 def _run(argv: list[str], *, timeout: float, what: str, stream: bool = False) -> str:
@@ -145,9 +172,10 @@ def _offline_wheels(root: Path, say: Say) -> None:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    image: str = "observastack/runtime:dev"
+    image: str | None = None  # None: default_image() (content-addressed)
     base_image: str | None = None  # None: public base if a registry answers, else offline
     offline: bool | None = None  # None: decide automatically
+    no_cache: bool = False  # rebuild every layer (benchmarks of a cold build)
 
 
 @dataclass(frozen=True)
@@ -176,6 +204,12 @@ def build_images(plan: BuildPlan = BuildPlan(), *, say: Say = print) -> BuildRes
     started = time.monotonic()
     _check_engine()
     root = project_root()
+    image = plan.image or default_image(root)
+    if plan.image is None and plan.base_image is None and _image_exists(image):
+        image_id = _run(["docker", "image", "inspect", "--format", "{{.Id}}", image],
+                        timeout=30, what="docker image inspect").strip()  # fmt: skip
+        say(f"{image}: up to date (built from this source tree)")
+        return BuildResult(image, image_id, "", False, time.monotonic() - started)
     base = plan.base_image or PUBLIC_BASE
     offline = plan.offline
     if offline is None:
@@ -186,17 +220,18 @@ def build_images(plan: BuildPlan = BuildPlan(), *, say: Say = print) -> BuildRes
         _offline_wheels(root, say)
     elif wheels.exists():
         shutil.rmtree(wheels)  # online builds install from the index
-    say(f"building {plan.image} on {base} ...")
+    say(f"building {image} on {base} ...")
     _run(
-        ["docker", "build", "--quiet", "-f", str(root / "fixtures/compose/Dockerfile"),
+        ["docker", "build", "--quiet", *(["--no-cache"] if plan.no_cache else []),
+         "-f", str(root / "fixtures/compose/Dockerfile"),
          "--build-arg", f"BASE_IMAGE={base}", "--label", "io.observastack.stack=1",
-         "-t", plan.image, str(root)],
+         "-t", image, "-t", f"{IMAGE_REPO}:dev", str(root)],
         timeout=1800, what="docker build",
     )  # fmt: skip
     image_id = _run(
-        ["docker", "image", "inspect", "--format", "{{.Id}}", plan.image],
+        ["docker", "image", "inspect", "--format", "{{.Id}}", image],
         timeout=30, what="docker image inspect",
     ).strip()  # fmt: skip
     seconds = time.monotonic() - started
-    say(f"built {plan.image} ({image_id[7:19]}) in {seconds:.1f} s")
-    return BuildResult(plan.image, image_id, base, offline, seconds)
+    say(f"built {image} ({image_id[7:19]}) in {seconds:.1f} s")
+    return BuildResult(image, image_id, base, offline, seconds)

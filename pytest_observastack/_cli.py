@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from pytest_observastack._build import BuildPlan, build_images
+from pytest_observastack._build import BuildPlan, build_images, default_image
 from pytest_observastack._compose import docker, engine_problem
 from pytest_observastack._errors import ObservastackError
 from pytest_observastack._stack import Stack, StackOptions
@@ -103,8 +103,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     problem = engine_problem()
     checks.append(("engine and compose v2", problem is None, problem or "answering"))
     if problem is None:
-        image = docker("image", "inspect", "--format", "{{.Id}}", args.image, check=False)
-        checks.append(("image " + args.image, image.returncode == 0,
+        tag = args.image or default_image()
+        image = docker("image", "inspect", "--format", "{{.Id}}", tag, check=False)
+        checks.append(("image " + tag, image.returncode == 0,
                        image.stdout.strip()[7:19] if image.returncode == 0
                        else "not built: run `observastack build`"))  # fmt: skip
     has_mm = shutil.which("mmdebstrap") is not None
@@ -137,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = verb("build", cmd_build, "build the image (offline path when no registry answers)", False)
-    p.add_argument("--image", default="observastack/runtime:dev")
+    p.add_argument("--image", default=None, help="tag (default: content-addressed src-<digest>)")
     p.add_argument("--offline", choices=["auto", "yes", "no"], default="auto")
     p = verb("up", cmd_up, "build if needed, start the stack, wait until healthy, print endpoints")
     p.add_argument("--no-build", action="store_true", help="use the image as it is")
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = verb("converge", cmd_converge, "restart an exited agent once the backend is healthy")
     p.add_argument("--timeout", type=float, default=60.0)
     p = verb("doctor", cmd_doctor, "check engine, compose v2, image, tools and free ports", False)
-    p.add_argument("--image", default="observastack/runtime:dev")
+    p.add_argument("--image", default=None, help="tag (default: this source tree's image)")
     p.add_argument("--ports", type=int, nargs="*", default=[],
                    help="host ports you plan to pin (OBSERVASTACK_*_PORT)")  # fmt: skip
     return parser

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from pytest_observastack._build import BuildPlan, build_images, project_root
+from pytest_observastack._build import BuildPlan, build_images, default_image, project_root
 from pytest_observastack._compose import Compose, docker, engine_problem
 from pytest_observastack._errors import EngineError, ServiceNotReady
 from pytest_observastack._hostlink import protect_hostlink, unprotect_hostlink
@@ -66,7 +66,7 @@ class StackOptions:
     reuse: bool = False  # attach to a running stack with the same key (and keep it)
     build: bool = True
     vault: str = "auto"  # auto | real | standin
-    image: str = "observastack/runtime:dev"
+    image: str | None = None  # None: the content-addressed image of this source tree
     wait_timeout_s: float = 120.0
     env: dict[str, str] = field(default_factory=dict)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
@@ -109,6 +109,7 @@ class Stack:
         self._endpoints: dict[str, str] | None = None
         self.started_here = False
         self.vault_mode = ""
+        self.image = ""
 
     # -- identity of the project ---------------------------------------------------------
     @property
@@ -126,6 +127,7 @@ class Stack:
         if problem:
             raise EngineError(problem)
         opts = self.options
+        self.image = opts.image or default_image()
         if opts.build:
             build_images(BuildPlan(image=opts.image), say=self.say)
         use_real = {"real": True, "standin": False}.get(opts.vault)
@@ -144,7 +146,7 @@ class Stack:
         else:
             project = run_project_name(os.getpid(), secrets.token_hex(3))
         env = {
-            "OBSERVASTACK_IMAGE": opts.image,
+            "OBSERVASTACK_IMAGE": self.image,
             "OBSERVASTACK_AUDIENCE": opts.identity.audience,
             "OBSERVASTACK_VAULT_ROOT_TOKEN": opts.identity.root_token,
             "OBSERVASTACK_STACK_KEY": key,
@@ -158,7 +160,7 @@ class Stack:
         digest = hashlib.sha256()
         for file in files:
             digest.update(file.read_bytes())
-        image_id = docker("image", "inspect", "--format", "{{.Id}}", self.options.image,
+        image_id = docker("image", "inspect", "--format", "{{.Id}}", self.image,
                           check=False).stdout.strip()  # fmt: skip
         digest.update(image_id.encode())
         digest.update(repr(sorted(self.options.env.items())).encode())

@@ -52,7 +52,7 @@ def _probe_from_network(stack: Stack, network: str, targets: list[str]) -> list[
         "run", "--rm", "--network", f"{stack.project}_{network}",
         "--dns-opt", "timeout:1", "--dns-opt", "attempts:1",
         "--label", f"com.docker.compose.project={stack.project}",
-        stack.options.image, "python", "-m", "loadgen", "probe", "--timeout", "1", *targets,
+        stack.image, "python", "-m", "loadgen", "probe", "--timeout", "1", *targets,
         timeout=180,
     )  # fmt: skip
     result: list[dict[str, Any]] = json.loads(proc.stdout)
