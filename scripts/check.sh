@@ -2,7 +2,8 @@
 # Every check a developer should run before pushing (no Docker engine needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+PATH="$PWD/.venv/bin:$PATH"
 ruff check .
 ruff format --check .
 mypy
-python3 -m pytest -p no:cacheprovider -q tests/unit tests/plugin "$@"
+python -m pytest -p no:cacheprovider -q tests/unit tests/plugin "$@"

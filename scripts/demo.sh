@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-observastack up --project observastack
-python3 -m pytest labs/answers -p no:cacheprovider -q \
+.venv/bin/observastack up --project observastack
+.venv/bin/python -m pytest labs/answers -p no:cacheprovider -q \
   --observastack-project observastack --observastack-keep \
   --observastack-report lab-report.json "$@"
-echo "[demo] stack left running; endpoints: observastack endpoints; stop: observastack down" >&2
+echo "[demo] stack left running: . .venv/bin/activate; observastack endpoints; observastack down" >&2

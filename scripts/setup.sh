@@ -38,7 +38,20 @@ if ! docker info >/dev/null 2>&1; then
 fi
 say "engine $(docker version --format '{{.Server.Version}}'), $(docker compose version --short 2>/dev/null | sed 's/^/compose /')"
 
-if ! python3 -c 'import pytest_observastack, sanic, xdist' 2>/dev/null; then
-  say "installing the Python package with dev extras ..."
-  python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# The package lives in a virtual environment of this checkout (.venv), so two checkouts on one
+# machine never test each other's code.
+if [ ! -x .venv/bin/python ]; then
+  say "creating .venv ..."
+  python3 -m venv .venv
 fi
+here=$(pwd -P)
+if ! .venv/bin/python - "$here" <<'PY' 2>/dev/null
+import pathlib, sys
+import pytest_observastack, sanic, xdist  # noqa: F401
+sys.exit(0 if pathlib.Path(pytest_observastack.__file__).resolve().is_relative_to(sys.argv[1]) else 1)
+PY
+then
+  say "installing the package with dev extras into .venv ..."
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+fi
+say "ready: activate with  . .venv/bin/activate  (observastack, pytest)"
