@@ -1,8 +1,8 @@
 """The ``observastack`` command line, for instructors, operators and CI.
 
-Verbs: build, up, down, status, endpoints, logs, converge, doctor (more arrive with the agent,
-identity and config issues). Every verb talks to one compose project (``--project``, default
-``observastack``); errors print what happened and what to do, and exit non-zero.
+Verbs: build, up, down, status, endpoints, logs, converge, token, signal, agent status, doctor.
+Every verb talks to one compose project (``--project``, default ``observastack``); errors print
+what happened and what to do, and exit non-zero.
 """
 
 from __future__ import annotations
@@ -12,13 +12,18 @@ import json
 import shutil
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 
+import httpx
+
+from pytest_observastack._agent import AgentClient
 from pytest_observastack._build import BuildPlan, build_images, default_image
 from pytest_observastack._compose import docker, engine_problem
 from pytest_observastack._errors import ObservastackError
 from pytest_observastack._stack import Stack, StackOptions
+from pytest_observastack._tokens import RefreshingAuth
 
 DEFAULT_PROJECT = "observastack"
 
@@ -89,6 +94,52 @@ def cmd_converge(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _agent(args: argparse.Namespace) -> Iterator[AgentClient]:
+    stack = _stack(args)
+    source = stack.token_source()
+    try:
+        with (
+            httpx.Client(base_url=stack.url("secure"), auth=RefreshingAuth(source), timeout=60,
+                         trust_env=False) as secure,
+            httpx.Client(base_url=stack.url("user"), timeout=30, trust_env=False) as user,
+        ):  # fmt: skip
+            yield AgentClient(secure, user)
+    finally:
+        source.close()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    source = _stack(args).token_source()
+    try:
+        print(source.token(args.audience))
+    finally:
+        source.close()
+    return 0
+
+
+_VERIFIED = {"HUP": "reload", "TERM": "terminate", "KILL": "kill", "USR1": "reopen_logs",
+             "TTIN": "add_worker", "TTOU": "remove_worker"}  # fmt: skip
+
+
+def cmd_signal(args: argparse.Namespace) -> int:
+    name = args.name.upper().removeprefix("SIG")
+    with _agent(args) as agent:
+        if args.no_verify or name not in _VERIFIED:
+            print(json.dumps(agent.signal(args.name), indent=2))  # the agent judges bad names
+        else:
+            status = getattr(agent, _VERIFIED[name])()
+            _say(f"{name} delivered and verified: {status.describe()}")
+    return 0
+
+
+def cmd_agent_status(args: argparse.Namespace) -> int:
+    with _agent(args) as agent:
+        status = agent.status()
+    print(json.dumps(asdict(status), indent=2) if args.json else status.describe())
+    return 0
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -154,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=int, default=100)
     p = verb("converge", cmd_converge, "restart an exited agent once the backend is healthy")
     p.add_argument("--timeout", type=float, default=60.0)
+    p = verb("token", cmd_token, "print a fresh secure-path token (from Vault)")
+    p.add_argument("--audience", default=None, help="audience (default: the secure-path's)")
+    p = verb("signal", cmd_signal, "send a signal to the Gunicorn master through the agent")
+    p.add_argument("name", help="HUP, TERM, KILL, USR1, TTIN or TTOU (SIG prefix optional)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="print the agent's answer instead of checking the effect")  # fmt: skip
+    agent_parser = sub.add_parser("agent", help="the Control Agent", description="Control Agent")
+    agent_sub = agent_parser.add_subparsers(dest="agent_verb", required=True, metavar="VERB")
+    p = agent_sub.add_parser("status", help="master, workers, generation, recent signals")
+    p.set_defaults(func=cmd_agent_status)
+    p.add_argument("--project", default=DEFAULT_PROJECT)
+    p.add_argument("--json", action="store_true")
     p = verb("doctor", cmd_doctor, "check engine, compose v2, image, tools and free ports", False)
     p.add_argument("--image", default=None, help="tag (default: this source tree's image)")
     p.add_argument("--ports", type=int, nargs="*", default=[],

@@ -99,6 +99,17 @@ def _vault_available(say: Say) -> bool:
     return False
 
 
+def _running_vault_is_real(project: str) -> bool | None:
+    """For a project that already runs: is its vault the real image? None if it has no vault."""
+    proc = docker("ps", "-a", "--filter", f"label=com.docker.compose.project={project}",
+                  "--filter", "label=com.docker.compose.service=vault", "--format", "{{.Image}}",
+                  check=False)  # fmt: skip
+    images = proc.stdout.split()
+    if proc.returncode != 0 or not images:
+        return None
+    return not images[0].startswith("observastack/")
+
+
 class Stack:
     """One ObservaStack compose project on the local engine."""
 
@@ -131,6 +142,8 @@ class Stack:
         if opts.build:
             build_images(BuildPlan(image=opts.image), say=self.say)
         use_real = {"real": True, "standin": False}.get(opts.vault)
+        if use_real is None and opts.project:
+            use_real = _running_vault_is_real(opts.project)
         if use_real is None:
             use_real = _vault_available(self.say)
         self.vault_mode = "real" if use_real else "standin"
