@@ -68,8 +68,8 @@ def source_digest(root: Path) -> str:
         path = root / entry
         files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
         for file in files:
-            if "__pycache__" in file.parts or file.suffix == ".pyc":
-                continue
+            if "__pycache__" in file.parts or file.suffix == ".pyc" or "terraform" in file.parts:
+                continue  # what .dockerignore leaves out
             digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()
 

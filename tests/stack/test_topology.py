@@ -131,7 +131,9 @@ def test_obs_path_refuses_writes(stack: Stack) -> None:
 def test_secure_path_answers_401_without_token(stack: Stack, path: str) -> None:
     response = httpx.get(stack.url("secure") + path, trust_env=False)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith("Bearer")
+    (challenge,) = response.headers.get_list("www-authenticate")
+    assert challenge.startswith('Bearer error="invalid_token"')
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 def test_no_container_mounts_the_docker_socket(stack: Stack) -> None:
