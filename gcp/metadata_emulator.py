@@ -30,6 +30,15 @@ Environment (read once by ``EmulatorSettings.from_env``)::
                                 observastack-orchestrator@observastack-sim.iam.gserviceaccount.com
     METADATA_EMULATOR_PROJECT   project id, default observastack-sim
     METADATA_EMULATOR_TOKEN_LIFETIME_S   ID token lifetime, default 3600 (Google's)
+    METADATA_EMULATOR_EXTRA_ACCOUNTS     comma list of further service-account e-mails served
+                                         at ``service-accounts/<email>/...`` and signed with the
+                                         same key (Google signs every account's tokens with one
+                                         key set): lets tests present a validly signed token of
+                                         an account a verifier does not allow. Default: none.
+    METADATA_EMULATOR_ALLOW_BACKDATE     1 = honour ``backdate_s=N`` (0..86400) on ``identity``,
+                                         an EMULATOR-ONLY test hook that moves ``iat`` and
+                                         ``exp`` N seconds into the past (tests of a verifier's
+                                         maximum token age). Default 0: the parameter is a 400.
 """
 
 from __future__ import annotations
@@ -81,6 +90,8 @@ class EmulatorSettings:
     email: str = _DEFAULT_EMAIL
     project: str = "observastack-sim"
     token_lifetime_s: int = 3600
+    extra_accounts: tuple[str, ...] = ()
+    allow_backdate: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> EmulatorSettings:
@@ -104,10 +115,26 @@ class EmulatorSettings:
         email = get("METADATA_EMULATOR_EMAIL", cls.email)
         if "@" not in email:
             raise ConfigError(f"METADATA_EMULATOR_EMAIL must be an e-mail, got {email!r}")
+        extra = tuple(
+            item.strip()
+            for item in environ.get("METADATA_EMULATOR_EXTRA_ACCOUNTS", "").split(",")
+            if item.strip()
+        )
+        for item in extra:
+            if "@" not in item or item in (email, "default"):
+                raise ConfigError(
+                    "METADATA_EMULATOR_EXTRA_ACCOUNTS must list e-mails other than "
+                    f"METADATA_EMULATOR_EMAIL, got {item!r}"
+                )
+        backdate = get("METADATA_EMULATOR_ALLOW_BACKDATE", "0").lower()
+        if backdate not in ("0", "1", "false", "true", "no", "yes"):
+            raise ConfigError(f"METADATA_EMULATOR_ALLOW_BACKDATE must be 0 or 1, got {backdate!r}")
         return cls(
             host=get("METADATA_EMULATOR_HOST", cls.host),
             email=email,
             project=get("METADATA_EMULATOR_PROJECT", cls.project),
+            extra_accounts=extra,
+            allow_backdate=backdate in ("1", "true", "yes"),
             **values,
         )
 
@@ -133,8 +160,7 @@ class MetadataEmulator:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         self.kid = hashlib.sha1(public_der, usedforsecurity=False).hexdigest()
-        digest = hashlib.sha256(self.settings.email.encode()).digest()
-        self.unique_id = "1" + str(int.from_bytes(digest[:12], "big")).zfill(20)[-20:]
+        self.unique_id = _unique_id(self.settings.email)
         self.identity_requests = 0
 
     def jwks(self) -> dict[str, Any]:
@@ -142,26 +168,32 @@ class MetadataEmulator:
         return {"keys": [{"kty": "RSA", "alg": "RS256", "use": "sig", "kid": self.kid,
                           "n": jwk["n"], "e": jwk["e"]}]}  # fmt: skip
 
-    def mint_id_token(self, audience: str, *, full: bool = False) -> str:
-        now = int(self._clock())
+    def mint_id_token(
+        self, audience: str, *, full: bool = False, email: str | None = None, backdate_s: int = 0
+    ) -> str:
+        """A Google-shaped ID token for ``email`` (default: the VM's account), issued
+        ``backdate_s`` seconds ago."""
+        email = email or self.settings.email
+        unique_id = _unique_id(email)
+        now = int(self._clock()) - backdate_s
         claims: dict[str, Any] = {
             "aud": audience,
-            "azp": self.unique_id,
-            "email": self.settings.email,
+            "azp": unique_id,
+            "email": email,
             "email_verified": True,
             "exp": now + self.settings.token_lifetime_s,
             "iat": now,
             "iss": GOOGLE_ISSUER,
-            "sub": self.unique_id,
+            "sub": unique_id,
         }
         if full:
             claims["google"] = {
                 "compute_engine": {
                     "instance_creation_timestamp": now - 3600,
-                    "instance_id": str(int(self.unique_id) % 10**19),
+                    "instance_id": str(int(unique_id) % 10**19),
                     "instance_name": "observastack-orchestrator",
                     "project_id": self.settings.project,
-                    "project_number": int(self.unique_id[:12]),
+                    "project_number": int(unique_id[:12]),
                     "zone": "europe-west1-b",
                 }
             }
@@ -187,33 +219,61 @@ class MetadataEmulator:
         if path == "/computeMetadata/v1/instance/zone":
             return _Reply(200, f"projects/{self.unique_id[:12]}/zones/europe-west1-b".encode())
         if path == _SA_PREFIX:
-            return _Reply(200, f"default/\n{self.settings.email}/\n".encode())
+            accounts = ("default", self.settings.email, *self.settings.extra_accounts)
+            return _Reply(200, "".join(f"{name}/\n" for name in accounts).encode())
         if path.startswith(_SA_PREFIX):
             return self._service_account(path.removeprefix(_SA_PREFIX), query)
         return _Reply(404, b"Not Found\n")
 
     def _service_account(self, rest: str, query: dict[str, list[str]]) -> _Reply:
         account, _, leaf = rest.partition("/")
-        if account not in ("default", self.settings.email):
+        if account == "default":
+            email = self.settings.email
+        elif account == self.settings.email or account in self.settings.extra_accounts:
+            email = account
+        else:
             return _Reply(404, b"Not Found\n")
+        aliases = ["default"] if email == self.settings.email else []
         if leaf == "":
             if query.get("recursive", [""])[0].lower() == "true":
-                info = {"aliases": ["default"], "email": self.settings.email,
+                info = {"aliases": aliases, "email": email,
                         "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}  # fmt: skip
                 return _Reply(200, json.dumps(info).encode(), "application/json")
             return _Reply(200, b"aliases\nemail\nidentity\nscopes\n")
         if leaf == "email":
-            return _Reply(200, self.settings.email.encode())
+            return _Reply(200, email.encode())
         if leaf == "aliases":
-            return _Reply(200, b"default\n")
+            return _Reply(200, "".join(f"{a}\n" for a in aliases).encode())
         if leaf == "identity":
             audience = query.get("audience", [""])[0]
             if not audience:
                 return _Reply(400, b"non-empty audience parameter required\n")
+            backdate = self._backdate(query)
+            if isinstance(backdate, _Reply):
+                return backdate
             self.identity_requests += 1
             full = query.get("format", ["standard"])[0] == "full"
-            return _Reply(200, self.mint_id_token(audience, full=full).encode())
+            token = self.mint_id_token(audience, full=full, email=email, backdate_s=backdate)
+            return _Reply(200, token.encode())
         return _Reply(404, b"Not Found\n")
+
+    def _backdate(self, query: dict[str, list[str]]) -> int | _Reply:
+        """The emulator-only ``backdate_s`` test hook (0 when absent)."""
+        raw = query.get("backdate_s", [""])[0]
+        if not raw:
+            return 0
+        if not self.settings.allow_backdate:
+            return _Reply(400, b"backdate_s is an emulator test hook; it is off here "
+                               b"(METADATA_EMULATOR_ALLOW_BACKDATE=1 turns it on)\n")  # fmt: skip
+        if not raw.isdigit() or int(raw) > 86_400:
+            return _Reply(400, b"backdate_s must be an integer in 0..86400\n")
+        return int(raw)
+
+
+def _unique_id(email: str) -> str:
+    """A stable 21-digit numeric id for an account, shaped like Google's ``sub``."""
+    digest = hashlib.sha256(email.encode()).digest()
+    return "1" + str(int.from_bytes(digest[:12], "big")).zfill(20)[-20:]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -319,6 +379,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
                 "message": "GCE metadata server EMULATOR (not Google's): identity tokens only",
                 "listen": server.host_port,
                 "email": settings.email,
+                "extra_accounts": list(settings.extra_accounts),
+                "backdate_hook": settings.allow_backdate,
                 "certs_url": server.certs_url,
             }
         )
