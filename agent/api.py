@@ -90,6 +90,11 @@ def create_app(
         request.ctx.audit = {"caller": None, "method": request.method, "path": request.path}
         if request.path == HEALTH_PATH:
             return None
+        if request.method == "NONE":
+            # Sanic's stand-in for a request it refused while parsing (e.g. headers too large):
+            # let that error (413/431) through instead of calling it a missing token.
+            request.ctx.audit.update(result="refused", reason="unparseable request")
+            return None
         values = list(request.headers.getall("authorization", []))
         try:
             decision = await asyncio.to_thread(

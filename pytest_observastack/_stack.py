@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,13 @@ ENDPOINTS = {
     "secure": ("secure-gateway", 8443),
     "obs": ("obs-gateway", 9090),
     "vault": ("vault", 8200),
+}
+# endpoint name -> the compose variable pinning its host port (compose.yaml)
+PORT_VARIABLES = {
+    "user": "OBSERVASTACK_USER_PORT",
+    "secure": "OBSERVASTACK_SECURE_PORT",
+    "obs": "OBSERVASTACK_OBS_PORT",
+    "vault": "OBSERVASTACK_VAULT_PORT",
 }
 REAL_VAULT_IMAGE = "hashicorp/vault:1.17"
 _GAVE_UP = ("exited", "created", "dead")  # states Docker will not leave by itself
@@ -83,6 +91,12 @@ class ServiceState:
     @property
     def ready(self) -> bool:
         return self.state == "running" and self.health in ("healthy", "")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("", 0))
+        return int(sock.getsockname()[1])
 
 
 def _compose_dir() -> Path:
@@ -189,6 +203,7 @@ class Stack:
             self.say(f"reusing running stack {compose.project}")
             self.bootstrap_identity()
             return self
+        compose = self._compose = self._with_pinned_ports(compose)
         self.say(f"starting stack {compose.project} (vault: {self.vault_mode}) ...")
         started = time.monotonic()
         self.started_here = True
@@ -200,6 +215,25 @@ class Stack:
         self.say(f"stack {compose.project} healthy in {time.monotonic() - started:.1f} s")
         self.say(protect_hostlink(compose))
         return self
+
+    def _with_pinned_ports(self, compose: Compose) -> Compose:
+        """Give every published port a fixed host port unless the caller chose one.
+
+        An empty host port is ephemeral: Docker picks a new one each time the container restarts
+        (``docker restart``, the restart policy), which would strand the URLs and token sources
+        already handed out. Ports a running container of this project publishes are kept (no
+        recreation); the others are free ones picked now."""
+        published = {
+            (state.service, target): host_port
+            for state in self.status()
+            for _ip, host_port, target in state.publishers
+        }
+        env = dict(compose.env)
+        for name, (service, port) in ENDPOINTS.items():
+            variable = PORT_VARIABLES[name]
+            if not (os.environ.get(variable) or env.get(variable)):
+                env[variable] = str(published.get((service, port)) or _free_port())
+        return Compose(compose.project, compose.files, env)
 
     def bootstrap_identity(self) -> None:
         """Configure Vault to issue secure-path tokens (idempotent; token sources redo it after
@@ -325,7 +359,9 @@ class Stack:
         if not quiet:
             self.say(f"not running and not being restarted by Docker: {', '.join(stopped)}; "
                      "starting them")  # fmt: skip
-        self.compose.run("up", "--detach", "--no-build", "--no-recreate", *stopped,
+        # No --no-recreate: an agent whose backend container was replaced must be recreated to
+        # join the new one's PID namespace ("cannot join PID of a non running container").
+        self.compose.run("up", "--detach", "--no-build", *stopped,
                          timeout=self.options.wait_timeout_s, check=False)  # fmt: skip
         return stopped
 
