@@ -16,6 +16,7 @@ from agent.audit import configure_logging
 from agent.config import AgentConfig
 from agent.discovery import Discovery
 from agent.errors import ConfigError, MasterNotFound
+from agent.reconcile import ReconcileSettings, for_core
 from agent.runtime import AgentCore
 from agent.watch import Watcher
 
@@ -46,6 +47,7 @@ def main(
     env = os.environ if env is None else env
     try:
         config = AgentConfig.from_env(env)
+        reconcile = ReconcileSettings.from_env(env)
     except ConfigError as exc:
         print(f"observastack agent: bad configuration: {exc}", file=sys.stderr, flush=True)
         return EXIT_BAD_CONFIG
@@ -81,6 +83,9 @@ def main(
         return 0
     watcher = Watcher(discovery, core.master, interval=config.watch_interval_s)
     watcher.start()
+    if reconcile.desired_file:
+        core.reconciler = reconciler = for_core(core, reconcile)
+        reconciler.start(config.watch_interval_s)
     app = create_app(core, validator)
     app.run(
         host=config.host,

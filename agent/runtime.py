@@ -9,14 +9,20 @@ place, because a new master means a new backend container and a new PID namespac
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from agent.audit import SignalHistory
 from agent.discovery import Discovery, ProcessId
 from agent.errors import MasterNotFound
 from agent.signals import Target, open_target
 
-__all__ = ["AgentCore"]
+__all__ = ["AgentCore", "StatusPart"]
+
+
+class StatusPart(Protocol):
+    """Something that adds a section to the status document (``agent.reconcile.Reconciler``)."""
+
+    def snapshot(self) -> dict[str, Any]: ...
 
 
 class AgentCore:
@@ -35,6 +41,7 @@ class AgentCore:
         self.master_title = master_title
         self.root = discovery.namespace_root()
         self.history = SignalHistory(history_size)
+        self.reconciler: StatusPart | None = None  # set by __main__ when reconciliation is on
         self._started = time.monotonic()
 
     @classmethod
@@ -71,6 +78,7 @@ class AgentCore:
             "backend_uptime_s": round(now - self.root.create_time, 3),
             "master_uptime_s": round(now - self.master.create_time, 3),
             "signals": [record.to_json() for record in self.history.snapshot()],
+            "reconcile": self.reconciler.snapshot() if self.reconciler else None,
         }
 
     def require_bound(self) -> None:

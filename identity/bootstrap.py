@@ -113,7 +113,12 @@ def _enable_userpass(client: hvac.Client) -> None:
     mounts = client.sys.list_auth_methods()
     listing = mounts.get("data") or mounts
     if "userpass/" not in listing:
-        client.sys.enable_auth_method(method_type="userpass")
+        try:
+            client.sys.enable_auth_method(method_type="userpass")
+        except hvac.exceptions.InvalidRequest as exc:
+            # A concurrent bootstrap enabled it between our look and our write: that is success.
+            if "already in use" not in str(exc):
+                raise
 
 
 def rotate_key(

@@ -1,6 +1,7 @@
 """The ``observastack`` command line, for instructors, operators and CI.
 
-Verbs: build, up, down, status, endpoints, logs, converge, token, signal, agent status, doctor.
+Verbs: build, up, down, status, endpoints, logs, converge, token, signal, agent status,
+config get|set, fault add|list|clear, flag set|list, doctor.
 Every verb talks to one compose project (``--project``, default ``observastack``); errors print
 what happened and what to do, and exit non-zero.
 """
@@ -20,6 +21,7 @@ import httpx
 
 from pytest_observastack._agent import AgentClient
 from pytest_observastack._build import BuildPlan, build_images, default_image
+from pytest_observastack._cli_control import add_control_verbs
 from pytest_observastack._compose import docker, engine_problem
 from pytest_observastack._errors import ObservastackError
 from pytest_observastack._stack import Stack, StackOptions
@@ -217,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_agent_status)
     p.add_argument("--project", default=DEFAULT_PROJECT)
     p.add_argument("--json", action="store_true")
+    add_control_verbs(sub, _stack, DEFAULT_PROJECT)
     p = verb("doctor", cmd_doctor, "check engine, compose v2, image, tools and free ports", False)
     p.add_argument("--image", default=None, help="tag (default: this source tree's image)")
     p.add_argument("--ports", type=int, nargs="*", default=[],

@@ -12,7 +12,9 @@ messages say what happened, what was observed, and what to do next::
      ├── TokenError             no token could be obtained from the token source
      ├── ControlError           a control operation was refused or did not take effect
      │    ├── SignalRejected    the agent refused a signal (400 / 503)
-     │    └── PostconditionFailed  the operation was accepted but its effect was not observed
+     │    ├── PostconditionFailed  the operation was accepted but its effect was not observed
+     │    └── SteadyStateNotRestored  a chaos action's disruption outlived its restoration
+     ├── MarkerError            an ObservaStack marker is used with wrong arguments
      └── MetricNotFound         a scraped metric or series does not exist
 """
 
@@ -23,11 +25,13 @@ __all__ = [
     "ComposeError",
     "ControlError",
     "EngineError",
+    "MarkerError",
     "MetricNotFound",
     "ObservastackError",
     "PostconditionFailed",
     "ServiceNotReady",
     "SignalRejected",
+    "SteadyStateNotRestored",
     "TokenError",
     "WaitTimeout",
 ]
@@ -80,6 +84,14 @@ class SignalRejected(ControlError):
 
 class PostconditionFailed(ControlError):
     """A control operation was accepted but its effect was not observed in time."""
+
+
+class SteadyStateNotRestored(ControlError):
+    """After a chaos action, the stack did not return to its steady state in time."""
+
+
+class MarkerError(ObservastackError):
+    """An ObservaStack marker (``lab``, ...) is used with wrong arguments."""
 
 
 class MetricNotFound(ObservastackError):

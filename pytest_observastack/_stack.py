@@ -267,8 +267,13 @@ class Stack:
                                 issuer=ident.issuer)  # fmt: skip
 
     def _attachable(self) -> bool:
+        """Every service ready, and built from the same compose files, image and settings."""
         states = self.status()
-        return {s.service for s in states if s.ready} >= set(SERVICES)
+        if not {s.service for s in states if s.ready} >= set(SERVICES):
+            return False
+        keys = docker("ps", "--filter", f"label=com.docker.compose.project={self.project}",
+                      "--format", '{{.Label "io.observastack.key"}}').stdout.split()  # fmt: skip
+        return set(keys) == {self.compose.env["OBSERVASTACK_STACK_KEY"]}
 
     def down(self) -> None:
         """Remove containers, networks and volumes (``down -v``), even if half started."""

@@ -7,6 +7,9 @@ Gunicorn runs it with the native ``asgi`` worker:
 ``gunicorn -c python:sut.gunicorn_conf 'sut.app:create_asgi()'``.
 
 Modules: ``config`` (environment, read once), ``asgi`` (the header fix for Gunicorn's native
-worker), ``app`` (routes), ``store`` (the items data, shared by all workers), ``metrics``
-(Prometheus instruments), ``gunicorn_conf`` (master hooks: wipe the metrics dir, reap dead workers).
+worker), ``app`` (the app factory, ``/healthz``, ``/metrics``), ``workload`` (the ``/api/*``
+routes), ``control`` (the application channel: ``/config/*`` runtime config, faults, flags and
+state; see docs/app-channel.md), ``store`` (the items data, shared by all workers), ``metrics``
+(Prometheus instruments), ``gunicorn_conf`` (master hooks: wipe the metrics dir and the faults,
+reap dead workers).
 """

@@ -3,7 +3,9 @@
 Loaded with ``gunicorn -c python:sut.gunicorn_conf 'sut.app:create_asgi()'``. Settings come from
 ``SutConfig`` (the environment, read once). The hooks keep Prometheus multi-process mode honest:
 wipe the directory when the master starts (else counters carry over and stale series double),
-and mark each dead worker so live-mode gauges drop it.
+and mark each dead worker so live-mode gauges drop it. The master also forgets every fault when
+it starts (faults live in the runtime directory and never survive a backend restart; config and
+flags in the data directory do).
 """
 
 from __future__ import annotations
@@ -23,9 +25,7 @@ timeout = 30
 keepalive = 5
 proc_name = "sut"
 pidfile = "/tmp/gunicorn.pid"
-control_socket_disable = (
-    True  # Gunicorn >= 25.1 opens a control socket by default; we do not use it
-)
+control_socket_disable = True  # Gunicorn >= 25.1 opens a control socket by default; unused
 accesslog = _config.access_log
 errorlog = "-"
 loglevel = "info"
@@ -38,6 +38,9 @@ def on_starting(server: Any) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
     _config.data_dir.mkdir(parents=True, exist_ok=True)
+    from sut.control.store import wipe_runtime
+
+    wipe_runtime(_config.runtime_dir)
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -14,6 +14,9 @@ from typing import Any
 
 __all__ = ["Item", "ItemStore"]
 
+# The orders GET /api/items offers (feature flag items_order); only these reach the SQL text.
+_ORDERS = frozenset({"id", "created_at DESC, id DESC", "price_cents, id"})
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -45,11 +48,12 @@ class ItemStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
 
-    def list(self, limit: int = 100, offset: int = 0) -> list[Item]:
-        rows = self._db.execute(
-            "SELECT id, name, price_cents, created_at FROM items ORDER BY id LIMIT ? OFFSET ?",
-            (limit, offset),
-        ).fetchall()
+    def list(self, limit: int = 100, offset: int = 0, order_by: str = "id") -> list[Item]:
+        if order_by not in _ORDERS:
+            raise ValueError(f"order_by must be one of {sorted(_ORDERS)}, not {order_by!r}")
+        columns = "id, name, price_cents, created_at"
+        query = f"SELECT {columns} FROM items ORDER BY {order_by} LIMIT ? OFFSET ?"  # noqa: S608
+        rows = self._db.execute(query, (limit, offset)).fetchall()
         return [Item(*row) for row in rows]
 
     def count(self) -> int:
@@ -81,6 +85,23 @@ class ItemStore:
             "INSERT INTO items (name, price_cents, created_at) VALUES (?, ?, ?)",
             ((f"item-{i}", 100 + i, now) for i in range(n)),
         )
+        return n
+
+    def replace_with_generated(self, n: int) -> int:
+        """Exactly ``n`` generated items with ids 1..n, in one transaction (deterministic data)."""
+        now = time.time()
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("DELETE FROM items")
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'items'")
+            self._db.executemany(
+                "INSERT INTO items (name, price_cents, created_at) VALUES (?, ?, ?)",
+                ((f"item-{i}", 100 + (i * 37) % 10_000, now + i * 1e-6) for i in range(1, n + 1)),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
         return n
 
     def close(self) -> None:

@@ -38,6 +38,8 @@ def gcp_profile(audience: str, subject: str, jwks_url: str) -> dict[str, str]:
         "OBSERVASTACK_JWT_MAX_LIFETIME_S": "3600",
         "OBSERVASTACK_JWT_MAX_AGE_S": "300",
         "OBSERVASTACK_JWT_ALLOWED_SUBJECTS": subject,
+        # inherited from compose.yaml: the relay re-serves Google's keys, cached 10 s here
+        "OBSERVASTACK_JWKS_CACHE_S": "10",
     }
 
 
