@@ -36,6 +36,8 @@ def _control(
         figures.append(control_figures.reloads_under_load(stack, clients))
         section("secure-path added latency")
         figures.append(control_figures.secure_path_added_latency(clients))
+        section("config change visible in all workers")
+        figures.append(control_figures.config_propagation(clients))
     if "memory" in args.only:
         section("memory at rest and under load")
         figures += control_figures.memory(stack)

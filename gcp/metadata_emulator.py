@@ -371,6 +371,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"gcp.metadata_emulator: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # Before the socket exists: a TERM that arrives as soon as we answer must stop us cleanly.
+    signal.signal(signal.SIGTERM, _terminate)
     server = MetadataEmulatorServer(settings)
     _log.info(
         json.dumps(
@@ -385,7 +387,6 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             }
         )
     )
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         server.serve_forever()
     except (KeyboardInterrupt, SystemExit):

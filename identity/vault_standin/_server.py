@@ -212,6 +212,8 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"identity.vault_standin: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # Before the socket exists: a TERM that arrives as soon as we answer must stop us cleanly.
+    signal.signal(signal.SIGTERM, _terminate)
     server = VaultStandinServer(
         host=settings.host,
         port=settings.port,
@@ -230,7 +232,6 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             }
         )
     )
-    signal.signal(signal.SIGTERM, _terminate)
     try:
         server.serve_forever()
     except (KeyboardInterrupt, SystemExit):
