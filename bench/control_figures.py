@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import httpx
 
@@ -33,19 +34,50 @@ class Clients:
         self.source.close()
 
 
+def _wait_agent_up_for(stack: Stack, seconds: float) -> None:
+    started = docker("inspect", "--format", "{{.State.StartedAt}}", stack.container("agent"))
+    up_since = datetime.strptime(started.stdout.strip()[:19], "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=UTC
+    )
+    wait = seconds - (time.time() - up_since.timestamp())
+    if wait > 0:
+        time.sleep(wait)  # a property of Docker's back-off clock, not a guess at readiness
+
+
+def _rebound_converging(stack: Stack, clients: Clients, before: float) -> bool:
+    """Wait for the agent's new generation as the plugin does: converge if Docker gave up on it.
+    Returns whether a converge was needed."""
+    deadline, converged = time.monotonic() + 60, False
+    while time.monotonic() < deadline:
+        try:
+            if clients.agent.status().generation != before:
+                return converged
+        except Exception:
+            pass
+        if stack.converge(quiet=True):
+            converged = True
+        time.sleep(0.05)
+    raise RuntimeError("the agent did not answer for a new generation within 60 s")
+
+
 def recovery_after_restart(stack: Stack, clients: Clients, trials: int) -> Figure:
-    samples = []
+    samples, needed_converge = [], 0
     for _ in range(trials):
+        # Start each trial from a steady state: Docker doubles the agent's restart delay for
+        # every shared-fate death within 10 s of running, and resets it after 10 s up.
+        _wait_agent_up_for(stack, 10.5)
         before = clients.agent.status().generation
         started = time.perf_counter()
         docker("restart", "--time", "10", stack.container("backend"), timeout=120)
-        clients.agent.wait_rebound(before, timeout=60)
+        needed_converge += _rebound_converging(stack, clients, before)
         samples.append(time.perf_counter() - started)
         stack.wait_ready(60)
     s = summarize(samples)
     return Figure("control plane back after `restart backend`",
-                  f"restart issued → agent answers for the new generation, {trials} trials",
-                  s["p95"], "s (p95)", "p95 ≤ 3 s", s["p95"] <= 3, s)  # fmt: skip
+                  f"restart issued → agent answers for the new generation, {trials} trials "
+                  f"({needed_converge} needed converge: Docker gave up on the agent)",
+                  s["p95"], "s (p95)", "p95 ≤ 3 s", s["p95"] <= 3,
+                  s | {"trials_needing_converge": needed_converge})  # fmt: skip
 
 
 def hup_round_trip(clients: Clients, trials: int) -> Figure:

@@ -124,6 +124,15 @@ def _running_vault_is_real(project: str) -> bool | None:
     return not images[0].startswith("observastack/")
 
 
+def _agent_in_backoff(states: dict[str, ServiceState]) -> bool:
+    """The agent sits in Docker's restart delay although the backend it waits for is healthy.
+
+    After a backend restart the agent's first delay (100 ms) has long passed by the time the
+    backend is healthy (about 1 s); only an escalated back-off leaves it ``restarting`` then."""
+    agent, backend = states.get("agent"), states.get("backend")
+    return bool(agent and backend and agent.state == "restarting" and backend.ready)
+
+
 class Stack:
     """One ObservaStack compose project on the local engine."""
 
@@ -199,8 +208,10 @@ class Stack:
         for project in cleanup_leftovers():
             self.say(f"removed leftover stack {project} (its test run is gone)")
         compose = self._prepare()
-        if self.options.reuse and self._attachable():
-            self.say(f"reusing running stack {compose.project}")
+        # A kept stack (--reuse) or one named by the caller that already runs with the same
+        # compose files, image and settings is attached to as it is: no compose up at all.
+        if (self.options.reuse or self.options.project) and self._attachable():
+            self.say(f"attaching to the running stack {compose.project}")
             self.bootstrap_identity()
             return self
         compose = self._compose = self._with_pinned_ports(compose)
@@ -329,7 +340,9 @@ class Stack:
             missing = [name for name in services if not (name in states and states[name].ready)]
             if not missing:
                 return list(states.values())
-            if any(states[n].state in _GAVE_UP for n in missing if n in states):
+            if any(states[n].state in _GAVE_UP for n in missing if n in states) or (
+                _agent_in_backoff(states)
+            ):
                 self.converge(quiet=True, states=states)
             if time.monotonic() >= deadline:
                 raise ServiceNotReady(self._not_ready_message(missing, states, timeout))
@@ -358,6 +371,14 @@ class Stack:
         with was down at its restart attempt (LIBRARY-FACTS §7). ``compose up`` starts them again,
         the agent only once the backend is healthy. Returns the services that were started."""
         states = states or {s.service: s for s in self.status()}
+        if _agent_in_backoff(states):
+            # Each shared-fate death within 10 s of the last doubles Docker's restart delay
+            # (100 ms ... 1 min); a manual restart resets it.
+            if not quiet:
+                self.say("the agent waits in Docker's restart back-off while the backend is "
+                         "healthy: restarting it now")  # fmt: skip
+            self.compose.run("restart", "agent", timeout=60, check=False)
+            return ["agent"]
         stopped = sorted(n for n in SERVICES if n not in states or states[n].state in _GAVE_UP)
         if not stopped:
             return []
