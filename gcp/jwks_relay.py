@@ -30,20 +30,19 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from identity._jwks import parse_jwks
+from identity._serving import BackgroundHTTPServer, exit_on_sigterm
 
 __all__ = ["CERTS_PATH", "GOOGLE_CERTS_URL", "JwksRelay", "RelaySettings", "main"]
 
@@ -216,35 +215,16 @@ class _Server(ThreadingHTTPServer):
         self.relay = relay
 
 
-class JwksRelayServer:
+class JwksRelayServer(BackgroundHTTPServer):
     """The relay on ``host:port`` (port 0 = ephemeral); ``start()`` serves in a thread."""
+
+    thread_name = "jwks-relay"
+    _server: _Server
 
     def __init__(self, settings: RelaySettings, *, fetch: Fetch | None = None) -> None:
         self.relay = JwksRelay(settings, fetch=fetch)
-        self._server = _Server((settings.host, settings.port), self.relay)
+        super().__init__(_Server((settings.host, settings.port), self.relay))
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> JwksRelayServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -256,19 +236,13 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # our own fetch log line says it all
+    exit_on_sigterm()
     server = JwksRelayServer(settings)
     start = {"event": "jwks_relay_start", "upstream": settings.upstream,
              "listen": f"{settings.host}:{settings.port}"}  # fmt: skip
     _log.info(json.dumps(start))
     server.relay.document()  # warm up; failures are logged and retried on demand
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()
-    return 0
+    return server.serve_until_terminated()
 
 
 if __name__ == "__main__":

@@ -47,14 +47,11 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -62,6 +59,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from identity._serving import BackgroundHTTPServer, exit_on_sigterm
 
 __all__ = [
     "CERTS_PATH",
@@ -314,53 +313,20 @@ class _Server(ThreadingHTTPServer):
         _log.debug("connection error from %s", client_address, exc_info=True)
 
 
-class MetadataEmulatorServer:
+class MetadataEmulatorServer(BackgroundHTTPServer):
     """The emulator on ``host:port`` (port 0 = ephemeral); ``start()`` serves in a thread."""
+
+    thread_name = "metadata-emulator"
+    _server: _Server
 
     def __init__(self, settings: EmulatorSettings | None = None) -> None:
         settings = settings or EmulatorSettings(port=0)
         self.emulator = MetadataEmulator(settings)
-        self._server = _Server((settings.host, settings.port), self.emulator)
+        super().__init__(_Server((settings.host, settings.port), self.emulator))
         host = "127.0.0.1" if settings.host in ("0.0.0.0", "") else settings.host
         self.host_port = f"{host}:{self._server.server_address[1]}"
         self.url = f"http://{self.host_port}"
         self.certs_url = self.url + CERTS_PATH
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> MetadataEmulatorServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="metadata-emulator",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-
-    def __enter__(self) -> MetadataEmulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -371,8 +337,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"gcp.metadata_emulator: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    # Before the socket exists: a TERM that arrives as soon as we answer must stop us cleanly.
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     server = MetadataEmulatorServer(settings)
     _log.info(
         json.dumps(
@@ -387,13 +352,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             }
         )
     )
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()
-    return 0
+    return server.serve_until_terminated()
 
 
 if __name__ == "__main__":

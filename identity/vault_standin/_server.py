@@ -20,7 +20,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import threading
@@ -28,11 +27,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import FrameType, TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from identity._errors import ConfigError
+from identity._serving import BackgroundHTTPServer, exit_on_sigterm
 from identity.vault_standin._api import STANDIN_VERSION, Reply, handle
 from identity.vault_standin._state import DEV_ROOT_TOKEN, VaultState
 
@@ -139,8 +138,11 @@ class _Server(ThreadingHTTPServer):
         _log.debug("connection error from %s", client_address, exc_info=True)
 
 
-class VaultStandinServer:
+class VaultStandinServer(BackgroundHTTPServer):
     """The stand-in on ``host:port`` (port 0 = ephemeral); ``start()`` serves in a thread."""
+
+    thread_name = "vault-standin"
+    _server: _Server
 
     def __init__(
         self,
@@ -152,7 +154,7 @@ class VaultStandinServer:
         key_bits: int = 2048,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._server = _Server((host, port), None)
+        super().__init__(_Server((host, port), None))
         bound_port = self._server.server_address[1]
         url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{url_host}:{bound_port}"
@@ -160,48 +162,13 @@ class VaultStandinServer:
             root_token=root_token, api_addr=api_addr or self.url, key_bits=key_bits, clock=clock
         )
         self._server.state = self.state
-        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def start(self) -> VaultStandinServer:
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="vault-standin",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
-
-    def stop(self) -> None:
-        """Stop serving and cut every open connection (like a process exit)."""
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.close_connections()
-        self._server.server_close()
-
-    def __enter__(self) -> VaultStandinServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(0)
+    def _before_close(self) -> None:
+        self._server.close_connections()  # cut open connections, like a process exit
 
 
 def main(environ: Mapping[str, str] | None = None) -> int:
@@ -212,8 +179,7 @@ def main(environ: Mapping[str, str] | None = None) -> int:
         print(f"identity.vault_standin: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    # Before the socket exists: a TERM that arrives as soon as we answer must stop us cleanly.
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_on_sigterm()
     server = VaultStandinServer(
         host=settings.host,
         port=settings.port,
@@ -232,10 +198,4 @@ def main(environ: Mapping[str, str] | None = None) -> int:
             }
         )
     )
-    try:
-        server.serve_forever()
-    except (KeyboardInterrupt, SystemExit):
-        pass
-    finally:
-        server.stop()
-    return 0
+    return server.serve_until_terminated()
