@@ -73,7 +73,6 @@ def main(argv: list[str] | None = None) -> int:
         figures.append(identity_figures.jwt_verify_warm(2_000 if args.quick else 10_000))
     if {"throughput", "control", "memory"} & set(args.only):
         with Stack(StackOptions(project="obsbench", build=False), say=lambda _m: None) as stack:
-            stack_figures.wait_settled()
             if "throughput" in args.only:
                 section("user-path throughput (wrk)")
                 figures.append(stack_figures.user_path_throughput(stack, 1 if args.quick else 3))

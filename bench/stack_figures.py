@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import statistics
-import time
 
 from bench._figures import Figure, summarize, timed
 from pytest_observastack._build import BuildPlan, build_images
@@ -70,7 +69,3 @@ def user_path_throughput(stack: Stack, trials: int, seconds: int = 5) -> Figure:
         ratio, "×", "≥ 0.8×", ratio >= 0.8,
         {"direct_rps": direct, "gateway_rps": gateway, "ratios": ratios, "tool": "wrk 4 (Debian)"},
     )  # fmt: skip
-
-
-def wait_settled(seconds: float = 2.0) -> None:
-    time.sleep(seconds)  # let healthchecks and start-up work finish before measuring

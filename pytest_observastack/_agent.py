@@ -33,6 +33,7 @@ from pytest_observastack._errors import (
     SignalRejected,
     WaitTimeout,
 )
+from pytest_observastack._http import json_object as _json
 from pytest_observastack._waits import wait_until
 
 __all__ = ["AgentClient", "AgentStatus", "ProcessRef"]
@@ -349,19 +350,6 @@ class AgentClient:
         self, probe: Callable[[], T], done: Callable[[T], bool], *, timeout: float, what: str
     ) -> T:
         return wait_until(probe, done, timeout=timeout, what=what, interval=self.poll_interval)
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ControlError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ControlError(f"expected a JSON object, got {data!r:.200}")
-    return data
 
 
 def _problem_type(response: httpx.Response) -> str:

@@ -24,6 +24,7 @@ from pytest_observastack._build import BuildPlan, build_images, default_image
 from pytest_observastack._cli_control import add_control_verbs
 from pytest_observastack._compose import docker, engine_problem
 from pytest_observastack._errors import ObservastackError
+from pytest_observastack._forge import print_token
 from pytest_observastack._stack import Stack, StackOptions
 from pytest_observastack._tokens import RefreshingAuth
 
@@ -112,11 +113,7 @@ def _agent(args: argparse.Namespace) -> Iterator[AgentClient]:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    source = _stack(args).token_source()
-    try:
-        print(source.token(args.audience))
-    finally:
-        source.close()
+    print_token(_stack(args), args.audience)
     return 0
 
 

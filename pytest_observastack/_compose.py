@@ -82,7 +82,8 @@ class Compose:
     files: Sequence[Path]
     env: Mapping[str, str]
 
-    def _argv(self, *args: str) -> list[str]:
+    def argv(self, *args: str) -> list[str]:
+        """The full ``docker compose`` argv for ``args`` (project name and files included)."""
         argv = ["docker", "compose", "--project-name", self.project]
         for file in self.files:
             argv += ["-f", str(file)]
@@ -91,7 +92,7 @@ class Compose:
     def run(
         self, *args: str, timeout: float = 120, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        argv = self._argv(*args)
+        argv = self.argv(*args)
         env = {**os.environ, **self.env, "OBSERVASTACK_PROJECT": self.project}
         try:
             proc = subprocess.run(

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from pytest_observastack._errors import ControlError
+from pytest_observastack._http import json_object as _json
 
 __all__ = [
     "ConfigClient",
@@ -293,16 +294,3 @@ def _rejection(method: str, path: str, response: httpx.Response) -> ControlError
             problem=problem,
         )
     return ControlError(f"{message}; see the backend's log (observastack logs backend)")
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except ValueError as exc:
-        raise ControlError(
-            f"{response.request.method} {response.request.url.path} answered "
-            f"{response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ControlError(f"expected a JSON object, got {data!r:.200}")
-    return data

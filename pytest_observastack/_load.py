@@ -70,7 +70,7 @@ class LoadRun:
 
     def start(self) -> LoadRun:
         compose = self.stack.compose
-        argv = compose._argv("exec", "-T", "loadgen", *self.argv)
+        argv = compose.argv("exec", "-T", "loadgen", *self.argv)
         env = {**os.environ, **compose.env, "OBSERVASTACK_PROJECT": compose.project}
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env

@@ -3,7 +3,6 @@ in-process ASGI client for the agent's Sanic app. No Docker."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -17,15 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
-from sanic import Sanic
 
 from agent.api import create_app
 from agent.discovery import Discovery, ProcessId
 from agent.runtime import AgentCore
 from pytest_observastack._waits import wait_until
+from tests.asgi_client import AsgiClient
 
 HERE = Path(__file__).parent
 TEST_TOKEN = "test-token"
@@ -174,41 +172,6 @@ class FakeValidator:
         return FakeDecision(False, 401, None, "invalid token")
 
 
-class AsgiClient:
-    """Runs a Sanic app in-process (ASGI, with its lifespan) and calls it synchronously."""
-
-    def __init__(self, app: Sanic[Any, Any]) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-        self._lifespan = self.loop.create_task(app(scope, self._inbox.get, self._outbox.put))
-        self._lifecycle("lifespan.startup")
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://agent",
-        )
-
-    def _lifecycle(self, kind: str) -> None:
-        async def step() -> dict[str, Any]:
-            await self._inbox.put({"type": kind})
-            return await asyncio.wait_for(self._outbox.get(), 10)
-
-        reply = self.loop.run_until_complete(step())
-        assert reply["type"] == f"{kind}.complete", reply
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, path, **kwargs))
-
-    def close(self) -> None:
-        self.loop.run_until_complete(self.client.aclose())
-        self._lifecycle("lifespan.shutdown")
-        self.loop.run_until_complete(self._lifespan)
-        self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        self.loop.close()
-
-
 @pytest.fixture
 def validator() -> FakeValidator:
     return FakeValidator()
@@ -220,7 +183,8 @@ def serve(validator: FakeValidator) -> Iterator[Callable[[AgentCore], AsgiClient
     clients: list[AsgiClient] = []
 
     def make(core: AgentCore) -> AsgiClient:
-        client = AsgiClient(create_app(core, validator, name=f"agent-test-{next(_app_names)}"))
+        app = create_app(core, validator, name=f"agent-test-{next(_app_names)}")
+        client = AsgiClient(app, base_url="http://agent")
         clients.append(client)
         return client
 

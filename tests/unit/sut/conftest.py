@@ -3,7 +3,6 @@ runtime directories and an injectable wall clock. No Docker, no Gunicorn."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ from sanic import Sanic
 
 from sut.app import create_app
 from sut.config import SutConfig
+from tests.asgi_client import AsgiClient as BaseAsgiClient
 
 SUBJECT = {"X-Observastack-Subject": "instructor@example"}
 _names = itertools.count()
@@ -35,61 +35,19 @@ class FakeClock:
         self.now += seconds
 
 
-class AsgiClient:
-    """Runs a Sanic app in-process (ASGI, with its lifespan) and calls it synchronously."""
+class AsgiClient(BaseAsgiClient):
+    """The SUT app in-process, plus what the secure-gateway and the 200 ms tick would do."""
 
     def __init__(self, app: Sanic[Any, Any]) -> None:
-        self.app = app
-        self.loop = asyncio.new_event_loop()
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-        self._lifespan = self.loop.create_task(app(scope, self._inbox.get, self._outbox.put))
-        self._lifecycle("lifespan.startup")
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://sut", timeout=30
-        )
-
-    def _lifecycle(self, kind: str) -> None:
-        async def step() -> dict[str, Any]:
-            await self._inbox.put({"type": kind})
-            return await asyncio.wait_for(self._outbox.get(), 10)
-
-        reply = self.loop.run_until_complete(step())
-        assert reply["type"] == f"{kind}.complete", reply
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        return self.loop.run_until_complete(self.client.request(method, path, **kwargs))
-
-    def get(self, path: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", path, **kwargs)
+        super().__init__(app, base_url="http://sut")
 
     def control(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A /config request as the secure-gateway forwards it (verified subject header)."""
         headers = {**SUBJECT, **kwargs.pop("headers", {})}
         return self.request(method, path, headers=headers, **kwargs)
 
-    def gather(self, *calls: tuple[str, str, dict[str, Any]]) -> list[httpx.Response]:
-        """Send several requests concurrently (one event loop, like one worker)."""
-
-        async def run() -> list[httpx.Response]:
-            return list(
-                await asyncio.gather(*(self.client.request(m, p, **kw) for m, p, kw in calls))
-            )
-
-        return self.loop.run_until_complete(run())
-
     def tick(self) -> None:
         self.app.ctx.control.tick()
-
-    def close(self) -> None:
-        if self.loop.is_closed():
-            return
-        self.loop.run_until_complete(self.client.aclose())
-        self._lifecycle("lifespan.shutdown")
-        self.loop.run_until_complete(self._lifespan)
-        self.loop.run_until_complete(self.loop.shutdown_default_executor())
-        self.loop.close()
 
 
 def sut_config(tmp_path: Path, **overrides: Any) -> SutConfig:
