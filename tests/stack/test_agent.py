@@ -13,6 +13,7 @@ import pytest
 from pytest_observastack._agent import AgentClient
 from pytest_observastack._compose import docker
 from pytest_observastack._load import LoadRun
+from pytest_observastack._metrics import MetricsClient
 from pytest_observastack._stack import Stack
 from pytest_observastack._waits import wait_until
 
@@ -33,9 +34,15 @@ def test_reload_replaces_every_worker_and_keeps_the_master(agent: AgentClient) -
     assert after.generation == before.generation
 
 
-def test_ten_reloads_under_load_fail_no_request(stack: Stack, agent: AgentClient) -> None:
+def test_ten_reloads_under_load_fail_no_request(
+    stack: Stack, agent: AgentClient, metrics: MetricsClient
+) -> None:
+    served = {"route": "/api/whoami", "status": "200"}
+    before = metrics.scrape().total("observastack_http_requests", **served)
     with LoadRun(stack, rate=200, duration_s=14, path="/api/whoami") as run:
-        time.sleep(1.5)  # let the load reach its rate before the first HUP
+        # The first HUP only once the load is flowing (about a second's worth served).
+        metrics.wait_for("observastack_http_requests", lambda n: n >= before + 200,
+                         timeout=10, **served)  # fmt: skip
         for _ in range(10):
             agent.reload()
     result = run.result
