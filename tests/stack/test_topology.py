@@ -14,6 +14,9 @@ from pytest_observastack._stack import ENDPOINTS, SERVICES, Stack
 
 
 def test_every_service_runs_and_is_healthy(stack: Stack) -> None:
+    # The session stack may just have come back from a chaos test: Docker's health status lags
+    # a running service by up to one healthcheck interval, so wait (with a deadline) first.
+    stack.wait_ready(60)
     states = {s.service: s for s in stack.status()}
     assert set(states) == set(SERVICES)
     not_ready = {n: (s.state, s.health) for n, s in states.items() if not s.ready}
